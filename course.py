@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Set up the course and run it, with nothing but Python 3.10+ (standard library only).
+
+    python3 course.py lab        create the environment if needed, then open JupyterLab
+    python3 course.py test       create the environment if needed, then run every test
+    python3 course.py notebooks  regenerate notebooks/ and solutions/*.ipynb from solutions/*.py
+    python3 course.py setup      only create or update the environment (.venv/)
+
+The environment is a virtual environment in .venv/ with the packages of pyproject.toml and a
+Jupyter kernel named "dl-course". It is rebuilt when pyproject.toml changes.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".course-installed"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+KERNEL = ["--name", "dl-course", "--display-name", "Python 3 (dl-course)"]
+
+
+def run(*command: str | os.PathLike, **kwargs) -> None:
+    printable = " ".join(str(part) for part in command)
+    print(f"$ {printable}", flush=True)
+    result = subprocess.run([str(part) for part in command], cwd=ROOT, **kwargs)
+    if result.returncode != 0:
+        sys.exit(f"Command failed with exit code {result.returncode}: {printable}")
+
+
+def requirements_hash() -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def setup() -> None:
+    """Create .venv, install the course package with its dependencies, register the kernel."""
+    if sys.version_info < (3, 10):
+        sys.exit(f"Python 3.10 or newer is needed (3.11 recommended); this is {sys.version.split()[0]}.")
+    if STAMP.exists() and STAMP.read_text().strip() == requirements_hash():
+        return
+    if not PYTHON.exists():
+        print(f"Creating the virtual environment {VENV} ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    # The first install brings PyTorch and Jupyter: a few minutes and a few GB.
+    run(PYTHON, "-m", "pip", "install", "--progress-bar", "off", "-e", ".")
+    run(PYTHON, "-m", "ipykernel", "install", "--sys-prefix", *KERNEL)
+    STAMP.write_text(requirements_hash())
+    print("Environment ready.", flush=True)
+
+
+def lab() -> None:
+    setup()
+    run(BIN / "jupyter", "lab", "--notebook-dir", ROOT, ROOT / "notebooks" / "01_softmax.ipynb")
+
+
+def test(extra: list[str]) -> None:
+    setup()
+    env = dict(os.environ, COURSE_PROFILE=os.environ.get("COURSE_PROFILE", "quick"),
+               TQDM_DISABLE="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    run(PYTHON, "-m", "pytest", "tests", "notebooks", "solutions", "--nbval-lax",
+        "--nbval-current-env", "--nbval-cell-timeout=600", *extra, env=env)
+
+
+def notebooks() -> None:
+    setup()
+    run(PYTHON, "-m", "course_utils.build")
+
+
+def main() -> None:
+    commands = {"setup": setup, "lab": lab, "notebooks": notebooks}
+    if len(sys.argv) < 2 or sys.argv[1] not in (*commands, "test"):
+        sys.exit(__doc__)
+    if sys.argv[1] == "test":
+        test(sys.argv[2:])
+    else:
+        commands[sys.argv[1]]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Build the student and solution notebooks from a lesson's single source.
+
+The source of lesson NN is ``solutions/NN_topic.py``, a jupytext "percent" script holding the
+complete lesson. Exercise solutions sit between two marker lines::
+
+    def softmax(logits):
+        ### BEGIN SOLUTION
+        shifted = logits - logits.max(dim=-1, keepdim=True).values
+        ...
+        ### END SOLUTION
+
+From it this module writes, without outputs:
+
+* ``solutions/NN_topic.ipynb``: the complete lesson, markers removed;
+* ``notebooks/NN_topic.ipynb``: the student version, each marked block replaced by
+  ``raise NotImplementedError`` (so the check cell reports "not implemented yet" and the lesson
+  continues with the reference). Cells tagged ``solution`` are left out of it entirely.
+
+Run ``python -m course_utils.build`` to regenerate every lesson, ``--check`` to fail on drift.
+"""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+SOLUTION_TAG = "solution"
+STUDENT_STUB = "# YOUR CODE HERE (replace this line and the next)"
+KERNELSPEC = {"name": "dl-course", "display_name": "Python 3 (dl-course)", "language": "python"}
+_MARKER = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>### (BEGIN|END) SOLUTION)[ \t]*$")
+
+
+class SourceError(ValueError):
+    """A lesson source file is malformed (unbalanced or nested solution markers)."""
+
+
+def split_solution(source: str, where: str = "cell") -> tuple[str, str]:
+    """Return (solution_code, student_code) for one code cell's source."""
+    solution, student = [], []
+    inside = False
+    for number, line in enumerate(source.splitlines(), start=1):
+        match = _MARKER.match(line)
+        if match and match["marker"] == BEGIN:
+            if inside:
+                raise SourceError(f"{where}, line {number}: nested '{BEGIN}'")
+            inside = True
+            indent = match["indent"]
+            student += [f"{indent}{STUDENT_STUB}", f"{indent}raise NotImplementedError"]
+        elif match:
+            if not inside:
+                raise SourceError(f"{where}, line {number}: '{END}' without '{BEGIN}'")
+            inside = False
+        else:
+            solution.append(line)
+            if not inside:
+                student.append(line)
+    if inside:
+        raise SourceError(f"{where}: '{BEGIN}' is never closed by '{END}'")
+    return "\n".join(solution), "\n".join(student)
+
+
+def solution_lines(source_path: Path) -> list[str]:
+    """The code lines inside solution blocks of a lesson source (used by the leak test)."""
+    lines, inside = [], False
+    for line in source_path.read_text(encoding="utf-8").splitlines():
+        match = _MARKER.match(line)
+        if match:
+            inside = match["marker"] == BEGIN
+        elif inside:
+            lines.append(line.strip())
+    return lines
+
+
+def build_notebooks(source_path: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
+    """Read a lesson source and return (solution_notebook, student_notebook)."""
+    notebook = jupytext.read(source_path, fmt="py:percent")
+    solution_cells, student_cells = [], []
+    for index, cell in enumerate(notebook.cells):
+        tags = cell.metadata.get("tags", [])
+        solution_cell = nbformat.from_dict(dict(cell))
+        student_cell = nbformat.from_dict(dict(cell))
+        if cell.cell_type == "code":
+            solution_cell.source, student_cell.source = split_solution(
+                cell.source, where=f"{source_path.name}, cell {index + 1}")
+            solution_cell.outputs = student_cell.outputs = []
+            solution_cell.execution_count = student_cell.execution_count = None
+        solution_cells.append(solution_cell)
+        if SOLUTION_TAG not in tags:
+            student_cells.append(student_cell)
+    return _notebook(solution_cells, source_path.stem), _notebook(student_cells, source_path.stem)
+
+
+def _notebook(cells: list, stem: str) -> nbformat.NotebookNode:
+    notebook = nbformat.v4.new_notebook()
+    for index, cell in enumerate(cells):
+        cell.id = f"{stem[:40]}-{index:03d}"  # stable ids: regenerating gives identical files
+        cell.metadata.pop("lines_to_next_cell", None)
+    notebook.cells = cells
+    notebook.metadata = {"kernelspec": dict(KERNELSPEC),
+                         "language_info": {"name": "python"}}
+    return notebook
+
+
+def lesson_sources(root: Path = ROOT) -> list[Path]:
+    """Every lesson source: ``solutions/NN_topic.py``."""
+    return sorted(path for path in (root / "solutions").glob("[0-9][0-9]_*.py"))
+
+
+def targets(source_path: Path, root: Path = ROOT) -> tuple[Path, Path]:
+    """Where the (solution, student) notebooks of a source are written."""
+    name = source_path.with_suffix(".ipynb").name
+    return root / "solutions" / name, root / "notebooks" / name
+
+
+def render(notebook: nbformat.NotebookNode) -> str:
+    return nbformat.writes(notebook, version=4) + "\n"
+
+
+def stale_notebooks(root: Path = ROOT) -> list[Path]:
+    """Notebooks whose file differs from what their source generates (or that are missing)."""
+    stale = []
+    for source in lesson_sources(root):
+        for notebook, path in zip(build_notebooks(source), targets(source, root)):
+            if not path.exists() or path.read_text(encoding="utf-8") != render(notebook):
+                stale.append(path)
+    return stale
+
+
+def write_all(root: Path = ROOT) -> list[Path]:
+    written = []
+    for source in lesson_sources(root):
+        for notebook, path in zip(build_notebooks(source), targets(source, root)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(notebook), encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_utils.build", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true",
+                        help="do not write; exit with 1 if a notebook differs from its source")
+    arguments = parser.parse_args(argv)
+    if arguments.check:
+        stale = stale_notebooks()
+        for path in stale:
+            print(f"out of date: {path.relative_to(ROOT)}")
+        if stale:
+            print("Run `make notebooks` (python -m course_utils.build) and commit the result.")
+        return 1 if stale else 0
+    for path in write_all():
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Exercise feedback: run a learner's function on a few cases and say exactly what differs.
+
+Every exercise cell in a lesson is followed by a check cell such as::
+
+    softmax = check_softmax(softmax)
+
+The check runs the learner's function next to a reference implementation on several cases
+(ordinary input, large values, a batch of one, ...) and returns the function the rest of the
+notebook should use:
+
+* not done yet (``NotImplementedError``): says so and returns the reference, so the notebook
+  still runs top to bottom;
+* raises another exception: reports the exception and the line it came from, returns the reference;
+* gives a wrong answer: names the case, the input, what was expected and what came back
+  (shape, dtype, NaN, values), returns the reference;
+* right on every case: a clear pass, and returns the learner's own function.
+"""
+
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+PASS = "\N{WHITE HEAVY CHECK MARK}"
+FAIL = "\N{CROSS MARK}"
+TODO = "\N{HOURGLASS}"
+USING_REFERENCE = "The rest of the notebook uses the reference version."
+
+
+@dataclass
+class Case:
+    """One input on which the learner's function must agree with the reference.
+
+    ``hint`` is shown when this case fails: say what the case is testing and what usually goes wrong.
+    """
+
+    name: str
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+    hint: str = ""
+
+
+@dataclass
+class CheckResult:
+    """What a check found: ``status`` is ``"pass"``, ``"todo"``, ``"error"`` or ``"fail"``."""
+
+    exercise: str
+    status: str
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+
+def _clone(value):
+    """Deep-copy tensors and arrays inside ``value`` so in-place edits by the learner can be detected."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_clone(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _clone(item) for key, item in value.items()}
+    return value
+
+
+def describe_value(value, max_items: int = 6) -> str:
+    """A short, readable description of a value for feedback messages."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().flatten()
+        shown = ", ".join(f"{x:.4g}" for x in flat[:max_items].tolist())
+        more = ", ..." if flat.numel() > max_items else ""
+        return f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}: [{shown}{more}]"
+    if isinstance(value, np.ndarray):
+        return describe_value(torch.from_numpy(np.ascontiguousarray(value)), max_items)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return repr(value)
+
+
+def compare(expected, got, *, atol: float = 1e-5, rtol: float = 1e-4) -> str | None:
+    """Return ``None`` when ``got`` matches ``expected``, else one sentence saying what differs."""
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(got, torch.Tensor):
+            return f"expected a torch.Tensor but got {type(got).__name__} ({describe_value(got)})"
+        if got.shape != expected.shape:
+            return (f"expected shape {tuple(expected.shape)} but got shape {tuple(got.shape)}; "
+                    f"check which axis you reduce over and whether you keep dimensions (keepdim=True)")
+        if got.dtype != expected.dtype:
+            return f"expected dtype {expected.dtype} but got dtype {got.dtype}"
+        got, expected = got.detach().cpu(), expected.detach().cpu()
+        if expected.dtype == torch.bool or not expected.is_floating_point():
+            wrong = got != expected
+            if wrong.any():
+                index = tuple(torch.nonzero(wrong)[0].tolist())
+                return (f"values differ at index {index}: expected {expected[index].item()} "
+                        f"but got {got[index].item()}")
+            return None
+        bad_got = ~torch.isfinite(got) & torch.isfinite(expected)
+        if bad_got.any():
+            index = tuple(torch.nonzero(bad_got)[0].tolist())
+            kind = "NaN" if torch.isnan(got[index]) else ("-inf" if got[index] < 0 else "inf")
+            return (f"got {kind} at index {index} where {expected[index].item():.6g} was expected "
+                    f"({int(bad_got.sum())} non-finite value(s) in all); something overflowed "
+                    f"or divided by zero")
+        if not torch.allclose(got, expected, atol=atol, rtol=rtol, equal_nan=True):
+            diff = (got - expected).abs().nan_to_num(nan=float("inf"))
+            index = tuple(torch.nonzero(diff == diff.max())[0].tolist())
+            return (f"values differ: largest difference {diff.max().item():.3g} at index {index} "
+                    f"(expected {expected[index].item():.6g}, got {got[index].item():.6g})")
+        return None
+    if isinstance(expected, np.ndarray):
+        if not isinstance(got, np.ndarray):
+            return f"expected a NumPy array but got {type(got).__name__} ({describe_value(got)})"
+        return compare(torch.from_numpy(np.ascontiguousarray(expected)),
+                       torch.from_numpy(np.ascontiguousarray(got)), atol=atol, rtol=rtol)
+    if isinstance(expected, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            return f"expected a sequence of {len(expected)} items but got {describe_value(got)}"
+        for position, (want, have) in enumerate(zip(expected, got)):
+            problem = compare(want, have, atol=atol, rtol=rtol)
+            if problem:
+                return f"item {position}: {problem}"
+        return None
+    if isinstance(expected, bool) or isinstance(expected, str):
+        return None if got == expected else f"expected {expected!r} but got {got!r}"
+    if isinstance(expected, (int, float)):
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        if not isinstance(got, (int, float, np.integer, np.floating)) or isinstance(got, bool):
+            return f"expected a number but got {type(got).__name__} ({describe_value(got)})"
+        if not np.isfinite(got) and np.isfinite(expected):
+            return f"expected {expected:.6g} but got {got}"
+        if abs(got - expected) > atol + rtol * abs(expected):
+            return f"expected {expected:.6g} but got {got:.6g}"
+        return None
+    return None if got == expected else f"expected {expected!r} but got {got!r}"
+
+
+def _describe_inputs(case: Case) -> str:
+    parts = [describe_value(arg) for arg in case.args]
+    parts += [f"{key}={describe_value(value)}" for key, value in case.kwargs.items()]
+    return "; ".join(parts)
+
+
+def _where_it_failed(error: BaseException) -> str:
+    """The last line of the learner's own code in the traceback (notebook cells, not libraries)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [frame for frame in frames if "course_utils" not in frame.filename
+           and "site-packages" not in frame.filename]
+    if not own:
+        return ""
+    frame = own[-1]
+    line = (frame.line or "").strip()
+    return f" (in {frame.name}, line {frame.lineno}: `{line}`)" if line else ""
+
+
+def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case], *,
+              exercise: str, atol: float = 1e-5, rtol: float = 1e-4) -> CheckResult:
+    """Compare ``student_fn`` with ``reference_fn`` on every case and return what was found."""
+    if not callable(student_fn):
+        return CheckResult(exercise, "error", f"{exercise}: expected a function but got "
+                           f"{type(student_fn).__name__}. Run the exercise cell above first.")
+    for case in cases:
+        expected = reference_fn(*_clone(case.args), **_clone(case.kwargs))
+        args, kwargs = _clone(case.args), _clone(case.kwargs)
+        try:
+            got = student_fn(*args, **kwargs)
+        except NotImplementedError:
+            return CheckResult(exercise, "todo", f"{exercise}: not implemented yet.")
+        except Exception as error:  # the learner's bug is reported, never propagated
+            return CheckResult(exercise, "error",
+                               f"{exercise}: your code raised {type(error).__name__}: {error}"
+                               f"{_where_it_failed(error)} on the case '{case.name}' "
+                               f"(input: {_describe_inputs(case)})."
+                               + (f" Hint: {case.hint}" if case.hint else ""))
+        problem = compare(expected, got, atol=atol, rtol=rtol)
+        if problem is None:
+            problem = compare(_clone(case.args), args) or compare(_clone(case.kwargs), kwargs)
+            if problem is not None:
+                problem = "your function changed its input in place; work on a copy instead"
+        if problem is not None:
+            hint = f" Hint: {case.hint}" if case.hint else ""
+            return CheckResult(exercise, "fail",
+                               f"{exercise}: wrong on the case '{case.name}' "
+                               f"(input: {_describe_inputs(case)}): {problem}.{hint}")
+    names = ", ".join(case.name for case in cases)
+    return CheckResult(exercise, "pass", f"{exercise}: correct on all {len(cases)} cases ({names}).")
+
+
+def report(result: CheckResult) -> None:
+    """Print a check's result with its mark; failures add that the reference is used instead."""
+    mark = {"pass": PASS, "todo": TODO}.get(result.status, FAIL)
+    if result.status == "pass":
+        print(f"{mark} {result.message}")
+    elif result.status == "todo":
+        print(f"{mark} {result.message} {USING_REFERENCE} "
+              f"Fill in the TODO in the cell above, then run it and this cell again.")
+    else:
+        print(f"{mark} {result.message}\n   {USING_REFERENCE} "
+              f"Fix the cell above, then run it and this cell again.")
+
+
+def check_function(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case], *,
+                   exercise: str, atol: float = 1e-5, rtol: float = 1e-4) -> Callable:
+    """Check, print the verdict, and return the function the rest of the notebook should use."""
+    result = run_check(student_fn, reference_fn, cases, exercise=exercise, atol=atol, rtol=rtol)
+    report(result)
+    return student_fn if result.passed else reference_fn

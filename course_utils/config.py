@@ -1,0 +1,108 @@
+"""Profile, device and seeding: the first cell of every notebook calls :func:`setup`.
+
+The *profile* sizes every notebook: ``quick`` (small data, few epochs, about 90 s per notebook
+on a 2-core CPU) or ``full`` (more data and epochs, real datasets where a lesson offers them).
+Without a GPU the default is ``quick``; with one it is ``full``. The environment variable
+``COURSE_PROFILE`` overrides the default.
+"""
+
+import os
+import platform
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+PROFILES = ("quick", "full")
+PROFILE_ENV_VAR = "COURSE_PROFILE"
+DEVICE_ENV_VAR = "COURSE_DEVICE"
+
+
+@dataclass(frozen=True)
+class CourseConfig:
+    """What a notebook needs to know about where and how it runs."""
+
+    profile: str
+    device: torch.device
+    seed: int
+
+    @property
+    def quick(self) -> bool:
+        return self.profile == "quick"
+
+    def pick(self, *, quick, full):
+        """Return ``quick`` or ``full`` depending on the profile, e.g. ``cfg.pick(quick=3, full=30)``."""
+        return quick if self.quick else full
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def choose_device(requested: str | None = None) -> torch.device:
+    """Pick CUDA, then Apple's MPS, then the CPU; ``requested`` (or ``COURSE_DEVICE``) forces one."""
+    requested = requested or os.environ.get(DEVICE_ENV_VAR)
+    if requested:
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"Device {requested!r} was requested but no CUDA GPU is available. "
+                               f"Unset {DEVICE_ENV_VAR} or ask for 'cpu'.")
+        if device.type == "mps" and not _mps_available():
+            raise RuntimeError(f"Device {requested!r} was requested but Apple's MPS is not available. "
+                               f"Unset {DEVICE_ENV_VAR} or ask for 'cpu'.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def choose_profile(requested: str | None = None, device: torch.device | None = None) -> str:
+    """``requested`` or ``COURSE_PROFILE`` if set; otherwise ``full`` on a CUDA GPU, else ``quick``."""
+    requested = requested or os.environ.get(PROFILE_ENV_VAR)
+    if requested:
+        profile = requested.strip().lower()
+        if profile not in PROFILES:
+            raise ValueError(f"Unknown profile {requested!r}: choose one of {', '.join(PROFILES)} "
+                             f"(e.g. `export {PROFILE_ENV_VAR}=quick`).")
+        return profile
+    device = device if device is not None else choose_device()
+    return "full" if device.type == "cuda" else "quick"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and GPU) so that a notebook repeats its numbers."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def setup(seed: int = 0, profile: str | None = None, device: str | None = None,
+          verbose: bool = True) -> CourseConfig:
+    """Choose device and profile, seed everything, and report them in one line.
+
+    Call it once, in the first code cell of a notebook::
+
+        cfg = setup(seed=0)
+        epochs = cfg.pick(quick=5, full=30)
+    """
+    chosen_device = choose_device(device)
+    chosen_profile = choose_profile(profile, chosen_device)
+    seed_everything(seed)
+    cfg = CourseConfig(profile=chosen_profile, device=chosen_device, seed=seed)
+    if verbose:
+        print(describe(cfg))
+    return cfg
+
+
+def describe(cfg: CourseConfig) -> str:
+    """The one-line report printed by :func:`setup`."""
+    threads = torch.get_num_threads()
+    return (f"profile={cfg.profile} | device={cfg.device.type} | seed={cfg.seed} | "
+            f"torch {torch.__version__} | python {platform.python_version()} | "
+            f"{threads} CPU thread{'s' if threads != 1 else ''}")

@@ -1,0 +1,269 @@
+"""Datasets behind one API: ``load_dataset(name) -> DatasetSplits`` with train/val/test splits.
+
+Offline datasets (the default path of every notebook):
+
+* ``digits``: scikit-learn's 1,797 real 8x8 handwritten digits, 1 channel, 10 classes.
+* ``glyphs``: the course's synthetic letters A-Z, 32x32 RGB, 26 classes, generated from a seed
+  and cached under ``data/glyphs/`` with a checksum.
+* ``faces``: scikit-image's bundled LFW subset, 25x25 grey, face vs. non-face.
+
+Downloaded on request (``download=True``) into ``data/``: ``mnist``, ``fashion_mnist``,
+``cifar10``. Their official test split is kept as ``test``; ``val`` is carved from the training set.
+
+Images are stored as uint8 and turned into float tensors in [0, 1] of shape (C, H, W) when a
+sample is read, so a 50,000-image dataset takes 150 MB, not 600 MB.
+"""
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from course_utils import glyphs
+from course_utils.storage import CorruptCacheError, data_dir, load_arrays, save_arrays
+
+OFFLINE_DATASETS = ("digits", "glyphs", "faces")
+ONLINE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+GLYPHS_FORMAT_VERSION = 1  # bump when the generator changes, so old caches are not reused
+
+_TORCHVISION = {  # name -> (torchvision class name, class names)
+    "mnist": ("MNIST", [str(digit) for digit in range(10)]),
+    "fashion_mnist": ("FashionMNIST", ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]),
+    "cifar10": ("CIFAR10", ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                            "horse", "ship", "truck"]),
+}
+
+
+class DatasetNotAvailableError(RuntimeError):
+    """A dataset that has to be downloaded is not on disk (and could not be downloaded)."""
+
+
+class ImageDataset(Dataset):
+    """uint8 images of shape (N, C, H, W) and int64 labels; items are float (C, H, W) in [0, 1].
+
+    ``transform`` (optional) is applied to the float image tensor, e.g. torchvision transforms.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor,
+                 transform: Callable | None = None):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be a uint8 tensor of shape (N, C, H, W), got "
+                             f"{images.dtype} of shape {tuple(images.shape)}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"need one label per image: {images.shape[0]} images but labels of "
+                             f"shape {tuple(labels.shape)}")
+        self.images = images
+        self.labels = labels.long()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[index].float().div_(255)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.labels[index]
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All images as one float tensor (N, C, H, W) in [0, 1] and the labels (no transform)."""
+        return self.images.float() / 255, self.labels
+
+
+@dataclass
+class DatasetSplits:
+    """The three splits of a dataset and its class names."""
+
+    name: str
+    train: ImageDataset
+    val: ImageDataset
+    test: ImageDataset
+    class_names: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])
+
+    def loaders(self, batch_size: int, *, seed: int = 0,
+                num_workers: int = 0) -> dict[str, DataLoader]:
+        """DataLoaders for the three splits; only ``train`` is shuffled, with its own seeded generator."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        generator = torch.Generator().manual_seed(seed)
+        return {
+            "train": DataLoader(self.train, batch_size=batch_size, shuffle=True,
+                                generator=generator, num_workers=num_workers),
+            "val": DataLoader(self.val, batch_size=batch_size, num_workers=num_workers),
+            "test": DataLoader(self.test, batch_size=batch_size, num_workers=num_workers),
+        }
+
+    def summary(self) -> str:
+        channels, height, width = self.image_shape
+        return (f"{self.name}: {len(self.train)} train / {len(self.val)} val / {len(self.test)} "
+                f"test images of {channels}x{height}x{width}, {self.num_classes} classes")
+
+
+def split_sizes(total: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """Sizes of train/val/test for ``total`` items; every split must get at least one item."""
+    for label, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= fraction < 1:
+            raise ValueError(f"{label} must be in [0, 1), got {fraction}")
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(f"val_fraction + test_fraction = {val_fraction + test_fraction:g} leaves "
+                         f"nothing to train on: keep their sum below 1 (e.g. 0.15 and 0.15).")
+    num_val = round(total * val_fraction)
+    num_test = round(total * test_fraction)
+    num_train = total - num_val - num_test
+    if min(num_train, num_val if val_fraction else 1, num_test if test_fraction else 1) < 1:
+        raise ValueError(f"{total} items cannot be split into train/val/test with val_fraction="
+                         f"{val_fraction} and test_fraction={test_fraction}: a split would be "
+                         f"empty. Use more data or larger fractions.")
+    return num_train, num_val, num_test
+
+
+def _split(name: str, images: torch.Tensor, labels: torch.Tensor, class_names: list[str], *,
+           val_fraction: float, test_fraction: float, seed: int) -> DatasetSplits:
+    """Shuffle with ``seed`` and cut into train/val/test."""
+    num_train, num_val, _ = split_sizes(len(labels), val_fraction, test_fraction)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    parts = order[:num_train], order[num_train:num_train + num_val], order[num_train + num_val:]
+    train, val, test = (ImageDataset(images[part], labels[part]) for part in parts)
+    return DatasetSplits(name, train, val, test, class_names)
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    # Pixel values are counts 0..16; scale them to the full 0..255 range of uint8.
+    images = np.round(bunch.images * (255 / 16)).astype(np.uint8)[:, None]
+    return torch.from_numpy(images), torch.from_numpy(bunch.target), [str(d) for d in range(10)]
+
+
+def _faces() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    import skimage.data
+
+    # 100 faces then 100 non-faces, floats in [0, 1].
+    images = np.round(skimage.data.lfw_subset() * 255).astype(np.uint8)[:, None]
+    labels = np.repeat([1, 0], 100)
+    return torch.from_numpy(images), torch.from_numpy(labels), ["non-face", "face"]
+
+
+def glyphs_cache_path(num_images: int, seed: int):
+    return data_dir() / "glyphs" / f"glyphs_v{GLYPHS_FORMAT_VERSION}_n{num_images}_seed{seed}.npz"
+
+
+def load_glyph_arrays(num_images: int, seed: int = 0,
+                      verbose: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Glyph images (N, 32, 32, 3) uint8 and labels, from the cache or freshly generated.
+
+    A missing cache is generated and saved; a damaged one is reported, regenerated and replaced.
+    """
+    path = glyphs_cache_path(num_images, seed)
+    try:
+        arrays = load_arrays(path)
+        return arrays["images"], arrays["labels"]
+    except FileNotFoundError:
+        pass
+    except CorruptCacheError as error:
+        warnings.warn(f"{error} Regenerating it.", stacklevel=2)
+    start = time.perf_counter()
+    images, labels = glyphs.generate_glyphs(num_images, seed=seed)
+    save_arrays(path, images=images, labels=labels)
+    if verbose:
+        print(f"Generated {num_images} glyphs in {time.perf_counter() - start:.1f} s, "
+              f"cached in {path}")
+    return images, labels
+
+
+def _glyphs(num_images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    images, labels = load_glyph_arrays(num_images, seed)
+    images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    return images, torch.from_numpy(labels), list(glyphs.LETTERS)
+
+
+def _torchvision(name: str, download: bool, val_fraction: float, seed: int) -> DatasetSplits:
+    import torchvision
+
+    class_name, class_names = _TORCHVISION[name]
+    dataset_class = getattr(torchvision.datasets, class_name)
+    root = data_dir() / name
+    parts = {}
+    for train in (True, False):
+        try:
+            dataset = dataset_class(root=str(root), train=train, download=download)
+        except (RuntimeError, OSError) as error:  # not on disk, or URLError/socket errors
+            if download:
+                raise DatasetNotAvailableError(
+                    f"Downloading {name} into {root} failed ({type(error).__name__}: {error}). "
+                    f"There seems to be no network connection. Run `python -m course_utils.data "
+                    f"download {name}` where there is one and copy the folder {root} here, or "
+                    f"use an offline dataset: {', '.join(OFFLINE_DATASETS)}.") from error
+            raise DatasetNotAvailableError(
+                f"{name} is not in {root}. It is downloaded on request: run "
+                f"`python -m course_utils.data download {name}` on a machine with a network "
+                f"connection, or call load_dataset({name!r}, download=True). The offline "
+                f"datasets {', '.join(OFFLINE_DATASETS)} need no download.") from error
+        images = torch.as_tensor(np.asarray(dataset.data))
+        images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2)
+        parts[train] = (images.contiguous(), torch.as_tensor(np.asarray(dataset.targets)))
+    splits = _split(name, *parts[True], class_names, val_fraction=val_fraction,
+                    test_fraction=0.0, seed=seed)
+    splits.test = ImageDataset(*parts[False])
+    return splits
+
+
+def load_dataset(name: str, *, val_fraction: float = 0.15, test_fraction: float = 0.15,
+                 seed: int = 0, num_images: int | None = None,
+                 download: bool = False) -> DatasetSplits:
+    """Load a dataset by name and split it into train/val/test.
+
+    Args:
+        name: one of ``digits``, ``glyphs``, ``faces``, ``mnist``, ``fashion_mnist``, ``cifar10``.
+        val_fraction, test_fraction: shares of the data held out (datasets with an official
+            test split ignore ``test_fraction``).
+        seed: fixes the split (and, for glyphs, the generated images).
+        num_images: how many glyphs to generate (glyphs only; default 10,000).
+        download: allow downloading a torchvision dataset into ``data/``.
+    """
+    if name in _TORCHVISION:
+        return _torchvision(name, download, val_fraction, seed)
+    if name == "glyphs":
+        images, labels, class_names = _glyphs(num_images or 10_000, seed)
+    elif name == "digits":
+        images, labels, class_names = _digits()
+    elif name == "faces":
+        images, labels, class_names = _faces()
+    else:
+        raise ValueError(f"Unknown dataset {name!r}. Offline: {', '.join(OFFLINE_DATASETS)}; "
+                         f"downloaded on request: {', '.join(ONLINE_DATASETS)}.")
+    if num_images is not None and name != "glyphs":
+        raise ValueError(f"num_images only applies to 'glyphs'; {name} has a fixed size.")
+    return _split(name, images, labels, class_names, val_fraction=val_fraction,
+                  test_fraction=test_fraction, seed=seed)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m course_utils.data download NAME [NAME ...]``: fetch torchvision datasets."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m course_utils.data")
+    commands = parser.add_subparsers(dest="command", required=True)
+    download = commands.add_parser("download", help="download datasets into data/")
+    download.add_argument("names", nargs="+", choices=ONLINE_DATASETS)
+    arguments = parser.parse_args(argv)
+    for name in arguments.names:
+        print(load_dataset(name, download=True).summary())
+
+
+if __name__ == "__main__":
+    main()

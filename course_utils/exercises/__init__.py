@@ -1,0 +1,1 @@
+"""Reference solutions and checks of each lesson's exercises, one module per lesson."""

@@ -1,0 +1,144 @@
+"""Figures: image grids, training curves, confusion matrices, probability bars.
+
+Every function takes data (and optionally an ``ax``) and returns the matplotlib figure. None of
+them trains, moves a model or changes global state (no rcParams on import).
+"""
+
+import math
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def _to_numpy_image(image) -> np.ndarray:
+    """(C, H, W) or (H, W, C) or (H, W), tensor or array, to an (H, W[, 3]) array for imshow."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
+        image = image.transpose(1, 2, 0)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 1)
+    return image
+
+
+def show_images(images, labels: Sequence | None = None, class_names: Sequence[str] | None = None,
+                *, predictions: Sequence | None = None, ncols: int = 8, scale: float = 1.4,
+                title: str | None = None, cmap: str = "gray"):
+    """A grid of images with their labels (and predictions, wrong ones in red).
+
+    Args:
+        images: (N, C, H, W) or (N, H, W, C) tensor/array, or a list of images.
+        labels: N class indices (or strings); shown as titles.
+        class_names: names for the class indices.
+        predictions: N predicted class indices; shown as "label / prediction".
+    """
+    count = len(images)
+    if count == 0:
+        raise ValueError("show_images needs at least one image")
+    ncols = min(ncols, count)
+    nrows = math.ceil(count / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + 0.3 * bool(title)),
+                             squeeze=False)
+
+    def name(index):
+        index = int(index) if not isinstance(index, str) else index
+        return class_names[index] if class_names is not None and not isinstance(index, str) else str(index)
+
+    for position, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if position >= count:
+            continue
+        ax.imshow(_to_numpy_image(images[position]), cmap=cmap, interpolation="nearest")
+        if labels is not None:
+            text, color = name(labels[position]), "black"
+            if predictions is not None:
+                text += f" / {name(predictions[position])}"
+                color = "black" if int(predictions[position]) == int(labels[position]) else "red"
+            ax.set_title(text, fontsize=9, color=color)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: dict[str, list[float]], *, title: str | None = None):
+    """Loss and accuracy per epoch, train and (if present) val, side by side."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+    epochs = np.arange(1, len(history["train_loss"]) + 1)
+    for split, style in (("train", "-o"), ("val", "--s")):
+        if f"{split}_loss" in history:
+            loss_ax.plot(epochs, history[f"{split}_loss"], style, label=split, markersize=4)
+            acc_ax.plot(epochs, history[f"{split}_accuracy"], style, label=split, markersize=4)
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(targets, predictions, num_classes: int) -> np.ndarray:
+    """Counts[i, j] = number of samples of true class i predicted as class j."""
+    targets = np.asarray(targets, dtype=np.int64)
+    predictions = np.asarray(predictions, dtype=np.int64)
+    if targets.shape != predictions.shape:
+        raise ValueError(f"targets {targets.shape} and predictions {predictions.shape} differ in shape")
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (targets, predictions), 1)
+    return counts
+
+
+def plot_confusion_matrix(targets, predictions, class_names: Sequence[str], *,
+                          normalize: bool = False, ax=None, title: str = "confusion matrix"):
+    """Confusion matrix with counts (or row-normalised rates) written in the cells."""
+    counts = confusion_matrix(targets, predictions, len(class_names))
+    values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
+    size = max(4.0, 0.45 * len(class_names) + 1.5)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(size, size))
+    else:
+        fig = ax.figure
+    image = ax.imshow(values, cmap="Blues")
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=90 if len(class_names) > 12 else 0)
+    ax.set_yticks(ticks, class_names)
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    if len(class_names) <= 26:
+        threshold = values.max() / 2
+        for i in range(len(class_names)):
+            for j in range(len(class_names)):
+                if counts[i, j]:
+                    text = f"{values[i, j]:.2f}" if normalize else str(counts[i, j])
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                            color="white" if values[i, j] > threshold else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def plot_probabilities(probabilities, class_names: Sequence[str] | None = None, *, ax=None,
+                       title: str = "", color: str = "tab:blue", ylim: tuple | None = (0, 1.1),
+                       ylabel: str = "probability"):
+    """A bar chart of one probability vector (or of logits, with ``ylim=None``)."""
+    values = np.asarray(probabilities.detach().cpu() if isinstance(probabilities, torch.Tensor)
+                        else probabilities, dtype=float)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(3.0, 0.5 * len(values) + 1), 3))
+    else:
+        fig = ax.figure
+    names = list(class_names) if class_names is not None else [str(i) for i in range(len(values))]
+    bars = ax.bar(names, values, color=color)
+    ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.set(title=title, ylabel=ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.axhline(0, color="black", linewidth=0.8)
+    return fig

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from course_utils import config
+
+
+def test_profile_defaults_to_quick_on_cpu(monkeypatch):
+    monkeypatch.delenv(config.PROFILE_ENV_VAR, raising=False)
+    assert config.choose_profile(device=torch.device("cpu")) == "quick"
+    assert config.choose_profile(device=torch.device("cuda")) == "full"
+
+
+def test_profile_environment_variable_overrides(monkeypatch):
+    monkeypatch.setenv(config.PROFILE_ENV_VAR, "FULL")
+    assert config.choose_profile(device=torch.device("cpu")) == "full"
+    assert config.choose_profile("quick", device=torch.device("cuda")) == "quick"
+
+
+def test_unknown_profile_says_what_is_allowed(monkeypatch):
+    monkeypatch.setenv(config.PROFILE_ENV_VAR, "fast")
+    with pytest.raises(ValueError, match="quick, full"):
+        config.choose_profile(device=torch.device("cpu"))
+
+
+def test_device_falls_back_to_cpu_and_refuses_missing_cuda(monkeypatch):
+    monkeypatch.delenv(config.DEVICE_ENV_VAR, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(config, "_mps_available", lambda: False)
+    assert config.choose_device() == torch.device("cpu")
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        config.choose_device("cuda")
+
+
+def test_seeding_repeats_random_numbers():
+    config.seed_everything(3)
+    first = torch.rand(4)
+    config.seed_everything(3)
+    assert torch.equal(first, torch.rand(4))
+    with pytest.raises(ValueError, match="non-negative integer"):
+        config.seed_everything(-1)
+
+
+def test_setup_reports_one_line(capsys, monkeypatch):
+    monkeypatch.setenv(config.PROFILE_ENV_VAR, "quick")
+    monkeypatch.setenv(config.DEVICE_ENV_VAR, "cpu")
+    cfg = config.setup(seed=5)
+    line = capsys.readouterr().out.strip()
+    assert "\n" not in line
+    assert "profile=quick" in line and "device=cpu" in line and "seed=5" in line
+    assert cfg.pick(quick=1, full=2) == 1 and cfg.quick
+
+
+def test_importing_the_package_has_no_side_effects(capsys):
+    import importlib
+
+    import course_utils
+
+    state = torch.random.get_rng_state()
+    importlib.reload(course_utils)
+    assert capsys.readouterr().out == ""
+    assert torch.equal(state, torch.random.get_rng_state())

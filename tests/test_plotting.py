@@ -1,0 +1,34 @@
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from course_utils import plotting  # noqa: E402
+
+
+def test_confusion_matrix_counts():
+    counts = plotting.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], 3)
+    assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    with pytest.raises(ValueError, match="shape"):
+        plotting.confusion_matrix([0, 1], [0], 2)
+
+
+def test_figures_are_returned():
+    images = torch.rand(5, 3, 8, 8)
+    fig = plotting.show_images(images, [0, 1, 2, 0, 1], ["a", "b", "c"], predictions=[0, 1, 1, 0, 1])
+    assert fig.axes[2].title.get_color() == "red"
+    history = {"train_loss": [1.0, 0.5], "train_accuracy": [0.5, 0.8],
+               "val_loss": [1.1, 0.7], "val_accuracy": [0.4, 0.7]}
+    assert len(plotting.plot_history(history).axes) == 2
+    fig = plotting.plot_confusion_matrix([0, 1, 1], [0, 1, 0], ["x", "y"], normalize=True)
+    assert fig.axes[0].get_xlabel() == "predicted class"
+    assert plotting.plot_probabilities(np.array([0.2, 0.8]), ["p", "q"]).axes
+    plt.close("all")
+
+
+def test_show_images_needs_images():
+    with pytest.raises(ValueError, match="at least one"):
+        plotting.show_images([])
