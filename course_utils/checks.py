@@ -160,11 +160,20 @@ def _where_it_failed(error: BaseException) -> str:
 
 
 def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case], *,
-              exercise: str, atol: float = 1e-5, rtol: float = 1e-4) -> CheckResult:
-    """Compare ``student_fn`` with ``reference_fn`` on every case and return what was found."""
+              exercise: str, atol: float = 1e-5, rtol: float = 1e-4,
+              diagnose: Callable | None = None) -> CheckResult:
+    """Compare ``student_fn`` with ``reference_fn`` on every case and return what was found.
+
+    ``diagnose(case, expected, got)`` may recognise a common mistake in a wrong answer and
+    return a hint for it; otherwise the case's own hint is shown.
+    """
     if not callable(student_fn):
         return CheckResult(exercise, "error", f"{exercise}: expected a function but got "
                            f"{type(student_fn).__name__}. Run the exercise cell above first.")
+    if student_fn is reference_fn:
+        # An earlier run of the check cell swapped in the reference: do not grade it as theirs.
+        return CheckResult(exercise, "todo", f"{exercise}: this is the reference version, left "
+                           f"by an earlier run of this cell; your own code was not checked.")
     for case in cases:
         expected = reference_fn(*_clone(case.args), **_clone(case.kwargs))
         args, kwargs = _clone(case.args), _clone(case.kwargs)
@@ -184,7 +193,8 @@ def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case
             if problem is not None:
                 problem = "your function changed its input in place; work on a copy instead"
         if problem is not None:
-            hint = f" Hint: {case.hint}" if case.hint else ""
+            hint = (diagnose(case, expected, got) if diagnose else None) or case.hint
+            hint = f" Hint: {hint}" if hint else ""
             return CheckResult(exercise, "fail",
                                f"{exercise}: wrong on the case '{case.name}' "
                                f"(input: {_describe_inputs(case)}): {problem}.{hint}")
@@ -199,15 +209,17 @@ def report(result: CheckResult) -> None:
         print(f"{mark} {result.message}")
     elif result.status == "todo":
         print(f"{mark} {result.message} {USING_REFERENCE} "
-              f"Fill in the TODO in the cell above, then run it and this cell again.")
+              f"Fill in the TODO in the exercise cell above, then run it and this cell again.")
     else:
         print(f"{mark} {result.message}\n   {USING_REFERENCE} "
               f"Fix the cell above, then run it and this cell again.")
 
 
 def check_function(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case], *,
-                   exercise: str, atol: float = 1e-5, rtol: float = 1e-4) -> Callable:
+                   exercise: str, atol: float = 1e-5, rtol: float = 1e-4,
+                   diagnose: Callable | None = None) -> Callable:
     """Check, print the verdict, and return the function the rest of the notebook should use."""
-    result = run_check(student_fn, reference_fn, cases, exercise=exercise, atol=atol, rtol=rtol)
+    result = run_check(student_fn, reference_fn, cases, exercise=exercise, atol=atol, rtol=rtol,
+                       diagnose=diagnose)
     report(result)
     return student_fn if result.passed else reference_fn

@@ -49,7 +49,7 @@ from course_utils.exercises import lesson01 as checks
 from course_utils.plotting import (plot_confusion_matrix, plot_history, plot_probabilities,
                                    show_images)
 from course_utils.training import evaluate, fit
-from course_utils.widgets import temperature_figure, temperature_widget
+from course_utils.widgets import temperature_widget
 
 cfg = setup(seed=0)
 
@@ -85,8 +85,9 @@ LEARNING_RATE = 0.5
 # | **multi-class** | exactly one of $K$ classes | which digit, 0-9 |
 # | **multi-label** | any subset of $K$ classes | which animals appear in a camera-trap photo |
 #
-# Our running example is multi-class: scikit-learn's 1,797 real handwritten digits, scanned at
-# 8x8 pixels. It ships with the library, so nothing has to be downloaded.
+# Our running example is multi-class: scikit-learn's 1,797 real handwritten digits. They were
+# scanned as 32x32 black-and-white bitmaps and reduced to 8x8 images whose pixels count the ink
+# in each 4x4 block (0 to 16). The data ships with the library: nothing has to be downloaded.
 
 # %%
 digits = load_dataset("digits", seed=cfg.seed)
@@ -126,7 +127,8 @@ print(example_logits.numpy().round(2))
 #
 # We want to read the output as a **categorical distribution** over the classes,
 # $P(Y = k \mid X = \mathbf{x})$: $K$ numbers, each in $[0, 1]$, summing to 1. The softmax
-# function does this:
+# function does this (we write it $\sigma$; beware that many texts use $\sigma$ for the
+# sigmoid of section 7):
 #
 # $$\sigma(\mathbf{z})_k = \frac{e^{z_k}}{\sum_{j=1}^{K} e^{z_j}} .$$
 #
@@ -159,7 +161,8 @@ print("softmax of shifted logits: ", shifted.exp() / shifted.exp().sum())
 # %%
 def softmax(logits: torch.Tensor) -> torch.Tensor:
     """Probabilities of the same shape as `logits`, each row summing to 1."""
-    # TODO: subtract each row's maximum (keepdim=True), exponentiate, divide by the row sums.
+    # TODO: subtract each row's maximum, exponentiate, divide by the row sums.
+    # logits.max(dim=-1, keepdim=True) returns (values, indices): use its .values.
     ### BEGIN SOLUTION
     stable = logits - logits.max(dim=-1, keepdim=True).values
     exponentials = stable.exp()
@@ -193,18 +196,18 @@ print("softmax(z + 100) equals softmax(z):",
 #
 # To train $\theta$ we need a single number that says how well the model's probabilities fit the
 # labels. The **likelihood** of a data point is the probability the model gives to what was
-# actually observed. With a one-hot label $\mathbf{y}^{(i)}$ (a 1 for the true class, 0
-# elsewhere) it is
+# actually observed. Write the true class of point $i$ as $c^{(i)}$ and its label as a one-hot
+# vector $\mathbf{y}^{(i)}$ (a 1 at position $c^{(i)}$, 0 elsewhere). Then the likelihood is
 #
-# $$\prod_{j=1}^{K} P(Y=j \mid X=\mathbf{x}^{(i)})^{y^{(i)}_j} = P(Y = y^{(i)} \mid X = \mathbf{x}^{(i)}),$$
+# $$\prod_{j=1}^{K} P(Y=j \mid X=\mathbf{x}^{(i)})^{y^{(i)}_j} = P(Y = c^{(i)} \mid X = \mathbf{x}^{(i)}),$$
 #
 # the probability of the true class: every other factor has exponent 0 and equals 1. If the
 # data points are independent, the likelihood of the whole data set is the product over points,
 # and **maximum likelihood** picks the $\theta$ that makes this product as large as possible.
 #
 # A small binary example makes it concrete. Five points have labels $y = [0, 1, 0, 1, 1]$ and the
-# model predicts $\hat{y} = P(Y=1 \mid \mathbf{x})$. Each point's likelihood is $\hat{y}$ when
-# $y = 1$ and $1 - \hat{y}$ when $y = 0$:
+# model predicts one number per point, $\hat{y} = P(Y=1 \mid \mathbf{x})$. Each point's
+# likelihood is $\hat{y}$ when $y = 1$ and $1 - \hat{y}$ when $y = 0$:
 
 # %%
 def point_likelihoods(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
@@ -220,7 +223,7 @@ for y_pred in (np.array([0.1, 0.8, 0.2, 0.7, 0.9]), np.array([0.1, 0.9, 0.2, 0.7
 repeats = 10
 each = point_likelihoods(np.tile(y_true, repeats), np.tile([0.1, 0.8, 0.2, 0.7, 0.9], repeats))
 print(f"the same 5 points repeated {repeats} times ({len(each)} points): "
-      f"total likelihood {each.prod():.6f}")
+      f"total likelihood {each.prod():.6f} (= {each.prod():.3g})")
 
 # %% [markdown]
 # Raising the second prediction from 0.8 to 0.9 raises the total likelihood, as it should. But
@@ -228,8 +231,10 @@ print(f"the same 5 points repeated {repeats} times ({len(each)} points): "
 # almost zero just because there is more data. Every extra point multiplies in a factor below 1.
 # With real data sets (60,000 images for MNIST, 1.28 million for ImageNet) the true product is
 # far smaller than the smallest positive number a computer can store: the computation
-# **underflows**. It then returns 0, or stays stuck at the smallest number the format can hold,
-# and either way it no longer says anything about the model.
+# **underflows**. It then returns 0, or, as in the figure below, gets stuck at the smallest
+# number the format can hold (about $1.4 \times 10^{-45}$ in float32): every further factor
+# here is above 0.5, so the product rounds back up to that number instead of down to 0. Either
+# way it no longer says anything about the model.
 #
 # The cure is the logarithm. It turns the product into a sum,
 # $\log \prod_i p_i = \sum_i \log p_i$, which grows linearly with the data and never
@@ -257,7 +262,7 @@ for dtype, style in ((np.float32, "--"), (np.float64, "-")):
           f"it returns {product[-1]:.3g} instead of 10^{log10_likelihood[-1]:.0f}")
 ax.set(xlabel="number of data points", ylabel="log10(likelihood)",
        title="Products of probabilities underflow; sums of log-probabilities do not")
-ax.legend(loc="lower left")
+ax.legend(loc="upper right")
 print(f"The log-likelihood of 5,000 points is simply {log10_likelihood[-1] * np.log(10):.1f}.")
 
 # %% [markdown]
@@ -267,9 +272,10 @@ print(f"The log-likelihood of 5,000 points is simply {log10_likelihood[-1] * np.
 # the **negative log-likelihood** (NLL) loss:
 #
 # $$L(\theta) = -\frac{1}{N} \sum_{i=1}^{N} \sum_{j=1}^{K} y^{(i)}_j \log \hat{y}^{(i)}_j
-#             = -\frac{1}{N} \sum_{i=1}^{N} \log \hat{y}^{(i)}_{y^{(i)}} ,$$
+#             = -\frac{1}{N} \sum_{i=1}^{N} \log \hat{y}^{(i)}_{c^{(i)}} ,$$
 #
-# where $\hat{y}^{(i)}_j$ is the predicted probability of class $j$. (Averaging instead of
+# where $\hat{\mathbf{y}}^{(i)} = \sigma(\mathbf{z}^{(i)})$ is the vector of predicted
+# probabilities and $\hat{y}^{(i)}_j$ its entry for class $j$. (Averaging instead of
 # summing keeps the loss on the same scale whatever the batch size; it does not move the
 # minimum.)
 #
@@ -279,9 +285,11 @@ print(f"The log-likelihood of 5,000 points is simply {log10_likelihood[-1] * np.
 # $$H(p, q) = -\sum_x p(x) \log q(x),$$
 #
 # is the average number of nats (bits, with $\log_2$) needed to encode events drawn from $p$
-# with a code built for $q$ [Shannon, 1948]. It is smallest, equal to the entropy $H(p)$, when
-# $q = p$; the excess $H(p, q) - H(p)$ is the Kullback-Leibler divergence. With $p$ the one-hot
-# label and $q$ the model's softmax, $H(p, q)$ is exactly the NLL term of one data point. So
+# with a code built for $q$ [Shannon, 1948; Cover & Thomas, 2006]. It is smallest, equal to the
+# entropy $H(p) = -\sum_x p(x) \log p(x)$, when $q = p$; the excess is the Kullback-Leibler
+# divergence $D_{KL}(p \,\|\, q) = H(p, q) - H(p)$ [Kullback & Leibler, 1951]. With $p$ the
+# one-hot label and $q$ the model's softmax, $H(p, q)$ is exactly the NLL term of one data
+# point, and since a one-hot $p$ has $H(p) = 0$ it also equals the KL divergence. So
 # *maximising the likelihood*, *minimising the NLL* and *minimising the cross-entropy* are one
 # and the same training objective.
 #
@@ -347,7 +355,8 @@ fig.tight_layout()
 # ## 5. Log-softmax and the log-sum-exp trick
 #
 # For the loss we need $\log \sigma(\mathbf{z})$, not $\sigma(\mathbf{z})$. Taking the log of a
-# softmax is wasteful and fragile: when one logit is far below the largest, its probability
+# softmax is wasteful and fragile. Wasteful, because it exponentiates every logit only to take
+# the logarithm again; fragile, because when one logit is far below the largest, its probability
 # underflows to 0 and its log becomes $-\infty$. Working in log space avoids both:
 #
 # $$\log \sigma(\mathbf{z})_k = z_k - \log \sum_j e^{z_j}
@@ -411,7 +420,7 @@ print(f"our cross_entropy on the batch above: {cross_entropy(predicted.log(), ta
 
 # %% [markdown]
 # (Passing `predicted.log()` as logits works because softmax of log-probabilities gives the
-# probabilities back: the shift invariance again, since they already sum to 1.)
+# probabilities back: $\sigma(\log \mathbf{p})_k = p_k / \sum_j p_j = p_k$ when the $p_j$ sum to 1.)
 #
 # ## 6. Temperature
 #
@@ -421,7 +430,8 @@ print(f"our cross_entropy on the batch above: {cross_entropy(predicted.log(), ta
 # the uniform distribution; $T = 1$ is the plain softmax. Temperature reappears throughout the
 # course: knowledge distillation softens a teacher's predictions with $T > 1$
 # [Hinton et al., 2015], SimCLR's contrastive loss uses a temperature $\tau$ (lesson 07), and
-# DINO sharpens its teacher with a low temperature to avoid collapse (lesson 07).
+# DINO sharpens its teacher with a low temperature, together with centering, to avoid collapse
+# (lesson 07).
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(14, 3), sharey=True)
@@ -481,8 +491,9 @@ fig.tight_layout()
 #
 # ## 8. A softmax classifier for handwritten digits
 #
-# Time to train. The model is the linear classifier of section 1; the loss is *your*
-# `cross_entropy`; the optimiser is plain stochastic gradient descent. Before training, a sanity
+# Time to train. The model is the linear classifier of section 1; the loss is your
+# `cross_entropy` from exercise 4 (or the reference version, if the check said so); the
+# optimiser is plain stochastic gradient descent. Before training, a sanity
 # check every practitioner runs: an untrained network gives roughly uniform probabilities, so
 # its loss should be close to $\ln K = \ln 10 \approx 2.30$.
 
@@ -501,7 +512,10 @@ with torch.no_grad():
 #
 # Gradient descent needs $\partial L / \partial \mathbf{z}$. For softmax followed by
 # cross-entropy it is remarkably simple. For one data point with true class $c$,
-# $L = -z_c + \log \sum_j e^{z_j}$, so
+# $L = -\log \sigma(\mathbf{z})_c = -z_c + \log \sum_j e^{z_j}$. The first term contributes
+# $-1$ to $\partial L / \partial z_c$ and nothing elsewhere, which is $-y_k$; the second gives
+# $\partial / \partial z_k \log \sum_j e^{z_j} = e^{z_k} / \sum_j e^{z_j} = \sigma(\mathbf{z})_k$.
+# Together:
 #
 # $$\frac{\partial L}{\partial z_k} = \sigma(\mathbf{z})_k - y_k :$$
 #
@@ -580,6 +594,11 @@ history = train(model, cross_entropy, EPOCHS, seed=cfg.seed)
 print(f"after {EPOCHS} epochs: train accuracy {history['train_accuracy'][-1]:.3f}, "
       f"val accuracy {history['val_accuracy'][-1]:.3f}")
 fig = plot_history(history, title="Softmax classifier on 8x8 digits, trained with our cross_entropy")
+
+# %% [markdown]
+# In the first epoch the training loss is *above* the validation loss. That is not a bug: the
+# training loss is averaged over the epoch while the model is still improving, whereas the
+# validation loss is measured once, at the end of the epoch, on the improved model.
 
 # %% [markdown]
 # Does our loss really behave like PyTorch's? Train a twin: same initial weights, same order of
@@ -670,8 +689,8 @@ print(f"fit(): val accuracy {packaged_history['val_accuracy'][-1]:.3f} "
 #   distribution. It is invariant to adding a constant, which is what makes it computable:
 #   subtract the maximum first.
 # * Training maximises the **likelihood** of the labels. Products of probabilities underflow
-#   (for 5 points repeated a few hundred times already), so we minimise the **negative
-#   log-likelihood**, a sum.
+#   (in our example after about 500 points in float32 and 3,700 in float64), so we minimise
+#   the **negative log-likelihood**, a sum.
 # * The NLL of one-hot labels **is** the **cross-entropy** between labels and predictions. Its
 #   gradient with respect to the logits is simply *probabilities minus labels*.
 # * Compute losses from logits with **log-softmax / log-sum-exp**, never as `log(softmax(z))`;
@@ -686,6 +705,9 @@ print(f"fit(): val accuracy {packaged_history['val_accuracy'][-1]:.3f} "
 # ## References
 #
 # * C. E. Shannon, "A Mathematical Theory of Communication", *Bell System Technical Journal*, 1948.
+# * S. Kullback, R. A. Leibler, "On Information and Sufficiency", *Annals of Mathematical
+#   Statistics*, 1951.
+# * T. M. Cover, J. A. Thomas, *Elements of Information Theory*, 2nd ed., Wiley, 2006, chapter 2.
 # * I. Goodfellow, Y. Bengio, A. Courville, *Deep Learning*, MIT Press, 2016: sections 3.13
 #   (information theory), 5.5 (maximum likelihood) and 6.2.2 (output units).
 # * G. Hinton, O. Vinyals, J. Dean, "Distilling the Knowledge in a Neural Network", 2015.

@@ -41,7 +41,8 @@ def test_statuses():
     assert error.status == "error" and "AttributeError" in error.message and "small" in error.message
     wrong = checks.run_check(lambda x: x.sum() * 2, reference, CASES, exercise="E")
     assert wrong.status == "fail" and "shape" in wrong.message
-    assert checks.run_check(reference, reference, CASES, exercise="E").passed
+    assert checks.run_check(lambda x: x * 2, reference, CASES, exercise="E").passed
+    assert checks.run_check(reference, reference, CASES, exercise="E").status == "todo"
     assert checks.run_check(None, reference, CASES, exercise="E").status == "error"
 
 
@@ -122,3 +123,19 @@ def test_lesson01_references_match_torch():
     logits.requires_grad_(True)
     grad, = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, targets), logits)
     assert torch.allclose(lesson01.cross_entropy_grad(logits.detach(), targets), grad, atol=1e-6)
+
+
+def test_rerunning_a_check_on_the_reference_is_not_a_pass(capsys):
+    assert lesson01.check_softmax(lesson01.softmax) is lesson01.softmax
+    out = capsys.readouterr().out
+    assert "\N{WHITE HEAVY CHECK MARK}" not in out and "your own code was not checked" in out
+
+
+@pytest.mark.parametrize("attempt, hint", [
+    (lambda lp, t: lesson01.nll_loss(lp, t).item(), "no .item()"),
+    (lambda lp, t: -lesson01.nll_loss(lp, t), "sign is flipped"),
+    (lambda lp, t: lesson01.nll_loss(lp, t) * len(t), "sum over the 6 samples"),
+])
+def test_common_loss_mistakes_get_their_own_hint(attempt, hint, capsys):
+    lesson01.check_nll_loss(attempt)
+    assert hint in capsys.readouterr().out

@@ -52,14 +52,17 @@ def cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 LARGE_LOGITS_HINT = ("exp(1000) overflows to inf in float32 and inf/inf is NaN. Subtract each "
                      "row's maximum before exponentiating: softmax(z) = softmax(z - max(z)).")
-AXIS_HINT = ("work along the last axis (dim=-1) and keep it (keepdim=True) so that the row "
-             "sums broadcast against the logits.")
+AXIS_HINT = ("work along the last axis (dim=-1, so that 1-D and 2-D inputs both work) and keep "
+             "it (keepdim=True) so that row maxima and sums broadcast against the logits.")
+MAX_HINT = ("use dim=-1 (the last axis) so that a single vector works too; "
+            "logits.max(dim=-1, keepdim=True) returns a pair (values, indices): take .values, "
+            "or use logits.amax(dim=-1, keepdim=True).")
 
 
 def _probability_cases() -> list[Case]:
     generator = torch.Generator().manual_seed(1)
     return [
-        Case("three logits", (_logits(2.0, 1.0, 0.1),)),
+        Case("three logits", (_logits(2.0, 1.0, 0.1),), hint=MAX_HINT),
         Case("a batch of 4 rows", (torch.randn(4, 5, generator=generator) * 3,), hint=AXIS_HINT),
         Case("a batch of one", (_logits([0.5, -1.0, 3.0]),), hint=AXIS_HINT),
         Case("large logits", (_logits([1000.0, 1001.0, 1002.0], [-5.0, 0.0, 5.0]),),
@@ -86,11 +89,28 @@ def _loss_inputs() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     ]
 
 
+def diagnose_loss(case: Case, expected, got) -> str | None:
+    """Recognise the usual slips in a mean loss: a float, a flipped sign, a sum instead of a mean."""
+    if not isinstance(got, torch.Tensor):
+        return ("return a 0-dimensional tensor built from torch operations (no .item() or "
+                "float()), so that autograd can follow it.")
+    if got.shape != expected.shape:
+        return None
+    size = len(case.args[1])
+    if torch.allclose(got, -expected, rtol=1e-4):
+        return "the sign is flipped: the loss is MINUS the mean log-probability of the targets."
+    if size > 1 and torch.allclose(got, expected * size, rtol=1e-4):
+        return f"this is the sum over the {size} samples; the loss is their mean."
+    return None
+
+
 def _loss_cases() -> list[Case]:
-    hints = {"a batch of one": MEAN_HINT, "targets in every column": PICK_HINT,
+    hints = {"a batch of one": MEAN_HINT,
              "large logits": "use the stable log-softmax (exercise 3), never log(softmax(z)) "
                              "with a naive softmax: exp(1000) overflows."}
-    return [Case(name, (logits, targets), hint=hints.get(name, ""))
+    combine = ("cross_entropy(logits, targets) = nll_loss(log_softmax(logits), targets): "
+               "nll_loss expects log-probabilities, so apply log_softmax once, not softmax.")
+    return [Case(name, (logits, targets), hint=hints.get(name, combine))
             for name, logits, targets in _loss_inputs()]
 
 
@@ -116,7 +136,7 @@ def check_nll_loss(student_nll_loss):
     hints = {"a batch of one": MEAN_HINT}
     cases = [Case(name, (log_softmax(logits), targets), hint=hints.get(name, PICK_HINT))
              for name, logits, targets in _loss_inputs()]
-    return check_function(student_nll_loss, nll_loss, cases,
+    return check_function(student_nll_loss, nll_loss, cases, diagnose=diagnose_loss,
                           exercise="Exercise 2 (negative log-likelihood)")
 
 
@@ -131,7 +151,8 @@ def _gradient_of(loss_fn):
 def check_cross_entropy(student_cross_entropy):
     exercise = "Exercise 4 (cross-entropy)"
     cases = _loss_cases()
-    result = run_check(student_cross_entropy, cross_entropy, cases, exercise=exercise)
+    result = run_check(student_cross_entropy, cross_entropy, cases, exercise=exercise,
+                       diagnose=diagnose_loss)
     if result.passed:
         # The training loop back-propagates through this loss: the gradients must flow too.
         gradient_case = Case("gradients for a batch of 6", cases[0].args,
@@ -151,6 +172,8 @@ def check_cross_entropy_grad(student_cross_entropy_grad):
     hint = ("d loss / d logits = (softmax(logits) - one_hot(targets)) / N, with N the batch "
             "size because the loss is a mean over the batch; build one_hot with zeros_like and "
             "index assignment, or F.one_hot(targets, K).float().")
-    cases = [Case(name, (logits, targets), hint=hint) for name, logits, targets in _loss_inputs()]
+    stable = "compute the probabilities with your stable softmax (exercise 1): exp(1000) overflows."
+    cases = [Case(name, (logits, targets), hint=stable if name == "large logits" else hint)
+             for name, logits, targets in _loss_inputs()]
     return check_function(student_cross_entropy_grad, cross_entropy_grad, cases,
                           exercise="Exercise 5 (gradient of the cross-entropy)")
