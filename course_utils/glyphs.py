@@ -10,8 +10,8 @@ construction, because we chose the letter before drawing it. The price is the "r
 network learns exactly the variation we put in and nothing more. That is why the generator
 piles on randomness, so a model cannot succeed by memorising one clean drawing per letter:
 
-* the shape: 22 fonts that ship with matplotlib (sans-serif, serif, monospace, bold, italic and
-  the TeX "Computer Modern" faces), each drawn once at high resolution;
+* the shape: about 20 fonts that ship with matplotlib (sans-serif, serif, monospace, bold,
+  italic and the TeX "Computer Modern" faces), each drawn once at high resolution;
 * the geometry: a random size (60-100 % of the frame), width/height ratio, rotation (up to
   20 degrees either way), shear (up to 15 degrees) and shift of a few pixels;
 * the background: a random crop of a real photograph or texture bundled with scikit-image,
@@ -44,8 +44,8 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # cmsy10, STIXSiz*, STIXNonUni*), a placeholder font (LastResort) and the "Display" fonts,
 # which only hold a few glyphs.
 _EXCLUDED_FONTS = ("cmex10", "cmsy10", "STIXSiz", "STIXNonUni", "LastResort", "Display")
-# The "text" picture is made of large printed letters: a crop of it would show a second letter.
-_EXCLUDED_BACKGROUNDS = ("text",)
+# "text" and "page" are printed text: a crop of them would show other letters next to ours.
+_EXCLUDED_BACKGROUNDS = ("text", "page")
 _CHUNK = 1024  # images drawn at once, to bound memory (fixed: the random draws go chunk by chunk)
 
 
@@ -56,7 +56,7 @@ def _check_int(name: str, value, minimum: int, allowed: str) -> int:
 
 
 def _render_letters(path: pathlib.Path, pixels: float) -> list[np.ndarray]:
-    """Draw A-Z in one font, each cropped to its ink: a list of 26 (h, w) float32 arrays in [0, 1]."""
+    """Draw A-Z in one font, each cropped to its ink: 26 (h, w) float32 arrays in [0, 1]."""
     font = FT2Font(str(path))
     font.set_size(pixels, 72)  # at 72 dpi one point is one pixel
     bitmaps = []
@@ -123,7 +123,8 @@ def _background_pool(image_size: int) -> tuple[np.ndarray, ...]:
     """Each bundled photo and texture shrunk so its short side is 2 or 4 frames long.
 
     At these scales a crop of ``image_size`` pixels shows recognisable structure (fur, bricks,
-    an edge of a cup) rather than a flat patch of colour. Returns float32 (H, W, 3) arrays in [0, 1].
+    an edge of a cup) rather than a flat patch of colour. Returns float32 (H, W, 3) arrays in
+    [0, 1].
     """
     pool = []
     for name, photo in load_photos().items():
@@ -140,7 +141,7 @@ def _background_pool(image_size: int) -> tuple[np.ndarray, ...]:
 
 
 def _letter_alphas(rng: np.random.Generator, masks: torch.Tensor, image_size: int) -> np.ndarray:
-    """Randomly scale, stretch, rotate, shear and shift masks (n, R, R); returns (n, S, S) float32."""
+    """Randomly scale, stretch, rotate, shear and shift masks (n, R, R) into (n, S, S) float32."""
     n = masks.shape[0]
     scale = rng.uniform(0.6, 1.0, n)
     aspect = np.exp(rng.uniform(-0.15, 0.15, n))
@@ -158,7 +159,8 @@ def _letter_alphas(rng: np.random.Generator, masks: torch.Tensor, image_size: in
     centres = ((2 * np.arange(size) + 1) / size - 1).astype(np.float32)
     x = centres[None, None, :] - shift[:, 0, None, None].astype(np.float32)
     y = centres[None, :, None] - shift[:, 1, None, None].astype(np.float32)
-    inverse = (np.stack([d, -b, -c, a], axis=1) / det[:, None]).astype(np.float32)[:, :, None, None]
+    inverse = (np.stack([d, -b, -c, a], axis=1) / det[:, None]).astype(np.float32)
+    inverse = inverse[:, :, None, None]
     grid = np.empty((n, size, size, 2), np.float32)
     grid[..., 0] = inverse[:, 0] * x + inverse[:, 1] * y
     grid[..., 1] = inverse[:, 2] * x + inverse[:, 3] * y
@@ -169,7 +171,7 @@ def _letter_alphas(rng: np.random.Generator, masks: torch.Tensor, image_size: in
 
 
 def _backgrounds(rng: np.random.Generator, n: int, image_size: int) -> np.ndarray:
-    """Random crops of the background pool, mirrored, tinted and flattened: (n, S, S, 3) float32."""
+    """Random crops of the background pool, mirrored, tinted, softened: (n, S, S, 3) float32."""
     pool = _background_pool(image_size)
     sources = rng.integers(len(pool), size=n)
     corners = rng.random((n, 2))
@@ -193,14 +195,16 @@ def _backgrounds(rng: np.random.Generator, n: int, image_size: int) -> np.ndarra
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ np.array([0.299, 0.587, 0.114], dtype=rgb.dtype)
+    """Perceived brightness (Rec. 601 weights) of RGB values in [0, 1]; drops the last axis."""
+    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
 
 
-def _letter_colours(rng: np.random.Generator, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+def _letter_colours(rng: np.random.Generator, alpha: np.ndarray,
+                    background: np.ndarray) -> np.ndarray:
     """Random colours (n, 3) that differ in luminance from the background under each letter."""
     n = alpha.shape[0]
     colour = rng.random((n, 3)).astype(np.float32)
-    gap = rng.uniform(0.3, 0.5, n).astype(np.float32)
+    gap = rng.uniform(0.35, 0.55, n).astype(np.float32)
     weights = alpha / np.maximum(alpha.sum(axis=(1, 2), keepdims=True), 1e-6)
     behind = (weights * _luminance(background)).sum(axis=(1, 2))
     own = _luminance(colour)
@@ -236,7 +240,8 @@ def _draw_chunk(rng: np.random.Generator, labels: np.ndarray, image_size: int) -
     n = labels.shape[0]
     masks = _glyph_masks(max(64, 2 * image_size))
     fonts = rng.integers(masks.shape[0], size=n)
-    alpha = _letter_alphas(rng, masks[torch.from_numpy(fonts), torch.from_numpy(labels)], image_size)
+    chosen = masks[torch.from_numpy(fonts), torch.from_numpy(labels)]
+    alpha = _letter_alphas(rng, chosen, image_size)
     background = _backgrounds(rng, n, image_size)
     colour = _letter_colours(rng, alpha, background)
     images = background + alpha[..., None] * (colour[:, None, None, :] - background)
@@ -244,7 +249,7 @@ def _draw_chunk(rng: np.random.Generator, labels: np.ndarray, image_size: int) -
     if blurred.size:
         sigmas = rng.uniform(0.4, 1.0, blurred.size).astype(np.float32) * image_size / 32
         images[blurred] = _blur(images[blurred], sigmas)
-    # Uniform rather than Gaussian noise: it looks the same and is four times faster to draw.
+    # Uniform rather than Gaussian noise: it looks the same and is several times faster to draw.
     noise = rng.uniform(0, 0.07, (n, 1, 1, 1)).astype(np.float32)
     images += noise * (rng.random(images.shape, dtype=np.float32) - 0.5)
     images *= 255
