@@ -55,7 +55,10 @@ def setup() -> None:
 
 def lab() -> None:
     setup()
-    run(BIN / "jupyter", "lab", "--notebook-dir", ROOT, ROOT / "notebooks" / "01_softmax.ipynb")
+    # Jupyter refuses to run as root unless told (containers and cloud machines often are root).
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    run(BIN / "jupyter", "lab", *as_root, "--notebook-dir", ROOT,
+        ROOT / "notebooks" / "01_softmax.ipynb", *sys.argv[2:])
 
 
 def test(extra: list[str]) -> None:
