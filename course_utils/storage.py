@@ -41,6 +41,7 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
             stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; caches are shared like any data file
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -131,3 +131,14 @@ def test_torchvision_dataset_from_disk(data_dir, monkeypatch):
     splits = data.load_dataset("mnist", val_fraction=0.2)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (80, 20, 30)
     assert splits.image_shape == (1, 28, 28)
+
+
+def test_twenty_thousand_glyphs_load_from_cache_in_under_two_seconds(data_dir):
+    import time
+
+    data.load_glyph_arrays(20_000, seed=0)  # generates and caches
+    start = time.perf_counter()
+    splits = data.load_dataset("glyphs", num_images=20_000, seed=0)
+    seconds = time.perf_counter() - start
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 20_000
+    assert seconds < 2.0, f"loading 20,000 cached glyphs took {seconds:.2f} s"
