@@ -223,3 +223,29 @@ def check_function(student_fn: Callable, reference_fn: Callable, cases: Sequence
                        diagnose=diagnose)
     report(result)
     return student_fn if result.passed else reference_fn
+
+
+def check_module(student_cls, reference_cls, cases: Sequence[Case], *, exercise: str,
+                 atol: float = 1e-5, rtol: float = 1e-4) -> type:
+    """Check an ``nn.Module`` class: each case is ``Case(name, (init_kwargs, input))``.
+
+    Both classes are built with the same arguments; the reference's weights are loaded into the
+    learner's module (so parameter names and shapes must match the instructions), then the
+    outputs on the input are compared. Returns the class the notebook should use next.
+    """
+    def output_of(module_cls):
+        def run(init_kwargs, inputs):
+            torch.manual_seed(0)
+            reference = reference_cls(**init_kwargs)
+            module = module_cls(**init_kwargs)
+            module.load_state_dict(reference.state_dict())
+            return module(inputs)
+        return run
+
+    if student_cls is reference_cls:
+        result = run_check(student_cls, reference_cls, cases, exercise=exercise)
+    else:
+        result = run_check(output_of(student_cls), output_of(reference_cls), cases,
+                           exercise=exercise, atol=atol, rtol=rtol)
+    report(result)
+    return student_cls if result.passed else reference_cls
