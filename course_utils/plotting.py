@@ -142,3 +142,39 @@ def plot_probabilities(probabilities, class_names: Sequence[str] | None = None, 
         ax.set_ylim(*ylim)
     ax.axhline(0, color="black", linewidth=0.8)
     return fig
+
+
+def plot_normalization_axes(num_samples: int = 4, num_channels: int = 6, num_groups: int = 3):
+    """Which values share one mean and variance in batch, layer, instance and group norm.
+
+    Each panel is a batch: rows are samples (N), columns channels (C), and every cell stands for
+    the H x W positions of one channel of one sample. One set of values normalised together is
+    highlighted; the others are normalised the same way, separately.
+    """
+    group_size = num_channels // num_groups
+    highlight = {
+        "batch norm\none channel, all samples": lambda n, c: c == 1,
+        "layer norm\none sample, all channels": lambda n, c: n == 1,
+        "instance norm\none sample, one channel": lambda n, c: n == 1 and c == 1,
+        f"group norm ({num_groups} groups)\none sample, one group": lambda n, c: n == 1 and c // group_size == 0,
+    }
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
+    for ax, (title, chosen) in zip(axes, highlight.items()):
+        for n in range(num_samples):
+            for c in range(num_channels):
+                color = "tab:orange" if chosen(n, c) else "#dde6f0"
+                ax.add_patch(plt.Rectangle((c + 0.06, n + 0.06), 0.88, 0.88, color=color))
+                for step in (0.36, 0.64):  # a hint of the H x W pixels inside each cell
+                    ax.plot([c + 0.06, c + 0.94], [n + step] * 2, color="white", lw=0.6)
+                    ax.plot([c + step] * 2, [n + 0.06, n + 0.94], color="white", lw=0.6)
+        ax.set_xlim(0, num_channels)
+        ax.set_ylim(num_samples, 0)
+        ax.set_aspect("equal")
+        ax.set_xticks(np.arange(num_channels) + 0.5, [f"c{c}" for c in range(num_channels)])
+        ax.set_yticks(np.arange(num_samples) + 0.5, [f"x{n}" for n in range(num_samples)])
+        ax.set_xlabel("channels C (each cell: H x W values)")
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("samples in the batch N")
+    fig.suptitle("Same formula, different sets: the orange values share one mean and variance")
+    fig.tight_layout()
+    return fig

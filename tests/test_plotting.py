@@ -32,3 +32,9 @@ def test_figures_are_returned():
 def test_show_images_needs_images():
     with pytest.raises(ValueError, match="at least one"):
         plotting.show_images([])
+
+
+def test_normalization_figure_has_four_panels():
+    fig = plotting.plot_normalization_axes()
+    assert len(fig.axes) == 4 and "group norm" in fig.axes[3].get_title()
+    plt.close(fig)

@@ -30,3 +30,25 @@ def test_temperature_widget_builds():
     widget = widgets.temperature_widget(LOGITS)
     assert widget.children[0].description == "T"
     plt.close("all")
+
+
+@pytest.mark.parametrize("kernel", list(widgets.KERNELS))
+def test_convolution_figure_for_every_kernel(kernel):
+    image = (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)
+    fig = widgets.convolution_figure(image, kernel)
+    assert len(fig.axes) == 3
+    plt.close(fig)
+
+
+def test_convolution_matches_torch_and_rejects_bad_kernels():
+    image = np.arange(25, dtype=np.float32).reshape(5, 5)
+    identity = widgets.convolve_grey(image, widgets.KERNELS["identity"])
+    assert np.allclose(identity, image)
+    edges = widgets.convolve_grey(np.ones((5, 5)), widgets.KERNELS["Laplacian (all edges)"])
+    assert np.allclose(edges[1:-1, 1:-1], 0)
+    with pytest.raises(ValueError, match="odd size"):
+        widgets.convolve_grey(image, np.ones((2, 2)))
+    with pytest.raises(ValueError, match="Unknown kernel"):
+        widgets.convolution_figure(image, "blur")
+    assert widgets.convolution_widget({"a": image}).children[0].description == "photo"
+    plt.close("all")

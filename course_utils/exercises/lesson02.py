@@ -115,7 +115,7 @@ def check_normalize(student):
              Case("a batch of one", (x[:1], (1, 2, 3)), hint=hint),
              Case("a constant input", (torch.full((2, 3, 4, 4), 7.0), (2, 3)),
                   hint="variance 0: eps keeps the division finite and the output is 0.")]
-    return check_function(student, normalize, cases, exercise="Exercise 4 (normalisation by hand)")
+    return check_function(student, normalize, cases, exercise="Exercise 5 (normalisation by hand)")
 
 
 def check_group_norm(student):
@@ -127,7 +127,7 @@ def check_group_norm(student):
              Case("1 group = layer norm", (x, 1), hint=hint),
              Case("8 groups = instance norm", (x, 8), hint=hint),
              Case("a batch of one", (x[:1], 2), hint=hint)]
-    return check_function(student, group_norm, cases, exercise="Exercise 5 (group norm)")
+    return check_function(student, group_norm, cases, exercise="Exercise 6 (group norm)")
 
 
 def check_squeeze_excite(student_cls):
@@ -140,7 +140,7 @@ def check_squeeze_excite(student_cls):
              Case("a batch of one", ({"channels": 16, "reduction": 8},
                                      torch.randn(1, 16, 3, 3, generator=generator)),
                   hint="average over the spatial axes (2, 3) only, never over the batch.")]
-    return check_module(student_cls, SqueezeExcite, cases, exercise="Exercise 6 (squeeze-and-excite)")
+    return check_module(student_cls, SqueezeExcite, cases, exercise="Exercise 7 (squeeze-and-excite)")
 
 
 def check_residual_block(student_cls):
@@ -151,4 +151,4 @@ def check_residual_block(student_cls):
                   hint=hint),
              Case("a batch of two", ({"channels": 8}, torch.randn(2, 8, 4, 4, generator=generator)),
                   hint=hint)]
-    return check_module(student_cls, ResidualBlock, cases, exercise="Exercise 7 (residual block)")
+    return check_module(student_cls, ResidualBlock, cases, exercise="Exercise 4 (residual block)")
