@@ -47,6 +47,8 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("COURSE_PROFILE", "quick") != "quick":
+        return  # the time limit is the quick profile's promise; the full one may take longer
     too_slow = [path for path, seconds in _seconds.items() if seconds > HARD_LIMIT_S]
     if too_slow and exitstatus == 0:
         session.exitstatus = 1

@@ -10,10 +10,17 @@ The environment is a virtual environment in .venv/ with the packages of pyprojec
 Jupyter kernel named "dl-course". It is rebuilt when pyproject.toml changes.
 """
 
+from __future__ import annotations
+
+import sys
+
+if sys.version_info < (3, 10):
+    sys.exit(f"Python 3.10 or newer is needed (3.11 recommended); this is {sys.version.split()[0]}.")
+
 import hashlib
 import os
+import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -39,13 +46,19 @@ def requirements_hash() -> str:
 
 def setup() -> None:
     """Create .venv, install the course package with its dependencies, register the kernel."""
-    if sys.version_info < (3, 10):
-        sys.exit(f"Python 3.10 or newer is needed (3.11 recommended); this is {sys.version.split()[0]}.")
     if STAMP.exists() and STAMP.read_text().strip() == requirements_hash():
         return
-    if not PYTHON.exists():
+    has_pip = PYTHON.exists() and subprocess.run(
+        [str(PYTHON), "-m", "pip", "--version"], capture_output=True).returncode == 0
+    if not has_pip:  # missing, or left half-built by an earlier failed attempt
+        shutil.rmtree(VENV, ignore_errors=True)
         print(f"Creating the virtual environment {VENV} ...", flush=True)
-        venv.create(VENV, with_pip=True)
+        try:
+            venv.create(VENV, with_pip=True)
+        except Exception as error:
+            shutil.rmtree(VENV, ignore_errors=True)
+            sys.exit(f"Could not create a virtual environment ({error}). On Debian or Ubuntu, "
+                     f"install it first: sudo apt install python3-venv")
     # The first install brings PyTorch and Jupyter: a few minutes and a few GB.
     run(PYTHON, "-m", "pip", "install", "--progress-bar", "off", "-e", ".")
     run(PYTHON, "-m", "ipykernel", "install", "--sys-prefix", *KERNEL)
@@ -57,7 +70,7 @@ def lab() -> None:
     setup()
     # Jupyter refuses to run as root unless told (containers and cloud machines often are root).
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
-    run(BIN / "jupyter", "lab", *as_root, "--notebook-dir", ROOT,
+    run(PYTHON, "-m", "jupyter", "lab", *as_root, "--notebook-dir", ROOT,
         ROOT / "notebooks" / "01_softmax.ipynb", *sys.argv[2:])
 
 

@@ -137,7 +137,7 @@ def write_all(root: Path = ROOT) -> list[Path]:
     for source in lesson_sources(root):
         for notebook, path in zip(build_notebooks(source), targets(source, root)):
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(notebook), encoding="utf-8")
+            path.write_text(render(notebook), encoding="utf-8", newline="\n")
             written.append(path)
     return written
 

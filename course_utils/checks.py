@@ -128,7 +128,13 @@ def compare(expected, got, *, atol: float = 1e-5, rtol: float = 1e-4) -> str | N
         return None
     if isinstance(expected, bool) or isinstance(expected, str):
         return None if got == expected else f"expected {expected!r} but got {got!r}"
-    if isinstance(expected, (int, float)):
+    if isinstance(expected, int):
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
+            return f"expected the integer {expected} but got {describe_value(got)}"
+        return None if got == expected else f"expected {expected:,} but got {int(got):,}"
+    if isinstance(expected, float):
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.item()
         if not isinstance(got, (int, float, np.integer, np.floating)) or isinstance(got, bool):
@@ -138,7 +144,11 @@ def compare(expected, got, *, atol: float = 1e-5, rtol: float = 1e-4) -> str | N
         if abs(got - expected) > atol + rtol * abs(expected):
             return f"expected {expected:.6g} but got {got:.6g}"
         return None
-    return None if got == expected else f"expected {expected!r} but got {got!r}"
+    try:
+        equal = bool(got == expected)
+    except (TypeError, ValueError, RuntimeError):  # e.g. an array compared with a number
+        equal = False
+    return None if equal else f"expected {expected!r} but got {describe_value(got)}"
 
 
 def _describe_inputs(case: Case) -> str:
@@ -193,7 +203,11 @@ def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case
             if problem is not None:
                 problem = "your function changed its input in place; work on a copy instead"
         if problem is not None:
-            hint = (diagnose(case, expected, got) if diagnose else None) or case.hint
+            try:
+                diagnosis = diagnose(case, expected, got) if diagnose else None
+            except Exception:  # a diagnosis is a bonus; never let it break the check
+                diagnosis = None
+            hint = diagnosis or case.hint
             hint = f" Hint: {hint}" if hint else ""
             return CheckResult(exercise, "fail",
                                f"{exercise}: wrong on the case '{case.name}' "
@@ -235,9 +249,10 @@ def check_module(student_cls, reference_cls, cases: Sequence[Case], *, exercise:
     """
     def output_of(module_cls):
         def run(init_kwargs, inputs):
-            torch.manual_seed(0)
-            reference = reference_cls(**init_kwargs)
-            module = module_cls(**init_kwargs)
+            with torch.random.fork_rng():  # do not disturb the notebook's random numbers
+                torch.manual_seed(0)
+                reference = reference_cls(**init_kwargs)
+                module = module_cls(**init_kwargs)
             module.load_state_dict(reference.state_dict())
             return module(inputs)
         return run

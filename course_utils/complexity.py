@@ -54,18 +54,26 @@ def layer_table(model: nn.Module, input_shape: tuple, *, include_bias: bool = Fa
 
     ``include_bias`` also counts the bias additions as MACs, as torchinfo does.
     Example: ``layer_table(torchvision.models.alexnet(), (1, 3, 224, 224))``.
-    Layers called several times appear once per call.
+    Layers called several times appear once per call, their parameters counted at the first.
+    Parameters held directly by container modules (e.g. a layer-scale vector or a class token)
+    get a row of their own, so the parameters of the table always add up to the model's.
     """
     if len(input_shape) < 2:
         raise ValueError(f"input_shape must include the batch axis, e.g. (1, 3, 224, 224); "
                          f"got {input_shape}")
-    rows, handles = [], []
+    rows, handles, counted = [], [], set()
     names = {module: name for name, module in model.named_modules()}
+
+    def own_parameters(module) -> int:
+        if module in counted:
+            return 0
+        counted.add(module)
+        return sum(p.numel() for p in module.parameters(recurse=False))
 
     def record(module, inputs, output):
         if not isinstance(output, torch.Tensor):
             output = output[0]
-        own_params = sum(p.numel() for p in module.parameters(recurse=False))
+        own_params = own_parameters(module)
         rows.append(LayerStats(name=names.get(module, "?"), kind=type(module).__name__,
                                output_shape=tuple(output.shape), params=own_params,
                                macs=_macs(module, output, include_bias),
@@ -83,6 +91,11 @@ def layer_table(model: nn.Module, input_shape: tuple, *, include_bias: bool = Fa
         for handle in handles:
             handle.remove()
         model.train(was_training)
+    for module in model.modules():  # parameters no hook saw: containers' own, unused layers
+        params = own_parameters(module)
+        if params:
+            rows.append(LayerStats(name=names[module] or "(model)", kind="(parameters)",
+                                   output_shape=(), params=params, macs=0, activation_bytes=0))
     return rows
 
 

@@ -229,25 +229,31 @@ def load_dataset(name: str, *, val_fraction: float = 0.15, test_fraction: float 
 
     Args:
         name: one of ``digits``, ``glyphs``, ``faces``, ``mnist``, ``fashion_mnist``, ``cifar10``.
-        val_fraction, test_fraction: shares of the data held out (datasets with an official
-            test split ignore ``test_fraction``).
+        val_fraction, test_fraction: shares of the data held out. MNIST, Fashion-MNIST and
+            CIFAR-10 keep their official test split: for them ``test_fraction`` must stay at
+            its default.
         seed: fixes the split (and, for glyphs, the generated images).
-        num_images: how many glyphs to generate (glyphs only; default 10,000).
+        num_images: how many glyphs to generate (required for glyphs, refused otherwise).
         download: allow downloading a torchvision dataset into ``data/``.
     """
-    if name in _TORCHVISION:
-        return _torchvision(name, download, val_fraction, seed)
-    if name == "glyphs":
-        images, labels, class_names = _glyphs(num_images or 10_000, seed)
-    elif name == "digits":
-        images, labels, class_names = _digits()
-    elif name == "faces":
-        images, labels, class_names = _faces()
-    else:
+    if name not in OFFLINE_DATASETS + ONLINE_DATASETS:
         raise ValueError(f"Unknown dataset {name!r}. Offline: {', '.join(OFFLINE_DATASETS)}; "
                          f"downloaded on request: {', '.join(ONLINE_DATASETS)}.")
-    if num_images is not None and name != "glyphs":
+    if name == "glyphs" and num_images is None:
+        raise ValueError("Say how many glyphs to generate: load_dataset('glyphs', "
+                         "num_images=cfg.pick(quick=..., full=...)).")
+    if name != "glyphs" and num_images is not None:
         raise ValueError(f"num_images only applies to 'glyphs'; {name} has a fixed size.")
+    if name in _TORCHVISION:
+        if test_fraction != 0.15:
+            raise ValueError(f"{name} has an official test split; do not set test_fraction.")
+        return _torchvision(name, download, val_fraction, seed)
+    if name == "glyphs":
+        images, labels, class_names = _glyphs(num_images, seed)
+    elif name == "digits":
+        images, labels, class_names = _digits()
+    else:
+        images, labels, class_names = _faces()
     return _split(name, images, labels, class_names, val_fraction=val_fraction,
                   test_fraction=test_fraction, seed=seed)
 

@@ -53,7 +53,9 @@ def show_images(images, labels: Sequence | None = None, class_names: Sequence[st
         ax.axis("off")
         if position >= count:
             continue
-        ax.imshow(_to_numpy_image(images[position]), cmap=cmap, interpolation="nearest")
+        image = _to_numpy_image(images[position])
+        top = 255 if image.dtype == np.uint8 else 1  # fixed range: faint images stay faint
+        ax.imshow(image, cmap=cmap, interpolation="nearest", vmin=0, vmax=top)
         if labels is not None:
             text, color = name(labels[position]), "black"
             if predictions is not None:
@@ -91,6 +93,10 @@ def confusion_matrix(targets, predictions, num_classes: int) -> np.ndarray:
     predictions = np.asarray(predictions, dtype=np.int64)
     if targets.shape != predictions.shape:
         raise ValueError(f"targets {targets.shape} and predictions {predictions.shape} differ in shape")
+    for label, values in (("targets", targets), ("predictions", predictions)):
+        outside = values[(values < 0) | (values >= num_classes)]
+        if outside.size:
+            raise ValueError(f"{label} contain {outside[0]}, outside the classes 0..{num_classes - 1}")
     counts = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(counts, (targets, predictions), 1)
     return counts

@@ -40,7 +40,7 @@ def evaluate(model: nn.Module, loader: DataLoader, *, device: torch.device | str
         inputs, targets = inputs.to(device), targets.to(device)
         with _autocast(device, amp):
             logits = model(inputs)
-        total_loss += loss_fn(logits.float(), targets, reduction="sum").item()
+        total_loss += loss_fn(logits.float(), targets).item() * len(targets)
         total_correct += (logits.argmax(dim=1) == targets).sum().item()
         total_count += len(targets)
     model.train(was_training)
@@ -71,8 +71,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     """Train ``model`` for ``epochs`` epochs and return its history.
 
     Args:
-        loss_fn: called as ``loss_fn(logits, targets)`` for the mean loss and with
-            ``reduction="sum"`` during evaluation (as ``F.cross_entropy`` allows).
+        loss_fn: called as ``loss_fn(logits, targets)``; must return the mean over the batch.
         scheduler: optional learning-rate scheduler, stepped once per epoch.
         amp: use mixed precision (float16 autocast with gradient scaling) when on CUDA.
         callbacks: functions called as ``callback(epoch, history, model)`` after each epoch.

@@ -37,7 +37,7 @@ def test_notebooks_are_up_to_date():
 @pytest.mark.parametrize("source", LESSONS, ids=[path.stem for path in LESSONS])
 def test_no_solution_leaks_into_the_student_notebook(source):
     _, student_path = build.targets(source)
-    student = json.loads(student_path.read_text())
+    student = json.loads(student_path.read_text(encoding="utf-8"))
     student_code = "\n".join("".join(cell["source"]) for cell in student["cells"]
                              if cell["cell_type"] == "code")
     solution = [line for line in build.solution_lines(source) if len(line) >= 12]
@@ -53,7 +53,7 @@ def test_no_solution_leaks_into_the_student_notebook(source):
 @pytest.mark.parametrize("source", LESSONS, ids=[path.stem for path in LESSONS])
 def test_generated_notebooks_have_no_outputs_and_the_course_kernel(source):
     for path in build.targets(source):
-        notebook = json.loads(path.read_text())
+        notebook = json.loads(path.read_text(encoding="utf-8"))
         assert notebook["metadata"]["kernelspec"]["name"] == "dl-course"
         for cell in notebook["cells"]:
             if cell["cell_type"] == "code":

@@ -139,3 +139,16 @@ def test_rerunning_a_check_on_the_reference_is_not_a_pass(capsys):
 def test_common_loss_mistakes_get_their_own_hint(attempt, hint, capsys):
     lesson01.check_nll_loss(attempt)
     assert hint in capsys.readouterr().out
+
+
+def test_integers_must_match_exactly_and_odd_types_do_not_crash():
+    assert "72,855,552" in checks.compare(72_855_552, 72_855_000)
+    assert checks.compare(5, np.int64(5)) is None
+    assert "integer" in checks.compare(5, 5.0)
+    assert checks.compare(None, np.ones(3)) is not None
+
+
+def test_a_failing_diagnosis_never_breaks_the_check(capsys):
+    result = checks.run_check(lambda x: (x * 2).double(), reference, CASES, exercise="E",
+                              diagnose=lambda case, expected, got: 1 / 0)
+    assert result.status == "fail" and "dtype" in result.message

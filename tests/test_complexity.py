@@ -52,3 +52,15 @@ def test_table_restores_mode_and_rejects_unbatched_shapes():
     assert complexity.count_parameters(model) == 20
     model[0].bias.requires_grad_(False)
     assert complexity.count_parameters(model, trainable_only=True) == 16
+
+
+def test_parameters_outside_leaf_layers_are_counted_once():
+    from course_utils.cnn import ConvNeXtBlock
+
+    block = ConvNeXtBlock(8)
+    rows = complexity.layer_table(block, (1, 8, 7, 7))
+    assert sum(row.params for row in rows) == complexity.count_parameters(block)
+    shared = nn.Linear(4, 4)
+    twice = nn.Sequential(shared, nn.ReLU(), shared)
+    rows = complexity.layer_table(twice, (1, 4))
+    assert sum(row.params for row in rows) == 20 and sum(row.macs for row in rows) == 32

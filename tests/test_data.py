@@ -27,12 +27,19 @@ def test_digits_splits_and_items():
     assert len(train_ids) > 40
 
 
-def test_splits_are_fixed_by_the_seed_and_disjoint():
+def test_splits_are_fixed_by_the_seed_disjoint_and_complete():
     first, second = data.load_dataset("digits", seed=1), data.load_dataset("digits", seed=1)
     assert torch.equal(first.test.images, second.test.images)
     assert not torch.equal(first.test.images, data.load_dataset("digits", seed=2).test.images)
-    sizes = data.split_sizes(1797, 0.15, 0.15)
-    assert sum(sizes) == 1797
+    # Tag every image with its index in the last pixel row to follow it through the split.
+    images = torch.zeros(300, 1, 4, 4, dtype=torch.uint8)
+    images[:, 0, 0, 0], images[:, 0, 0, 1] = torch.arange(300) // 256, torch.arange(300) % 256
+    splits = data._split("tagged", images, torch.zeros(300), ["a"], val_fraction=0.2,
+                         test_fraction=0.1, seed=0)
+    ids = [set((part.images[:, 0, 0, 0].int() * 256 + part.images[:, 0, 0, 1].int()).tolist())
+           for part in (splits.train, splits.val, splits.test)]
+    assert [len(part) for part in ids] == [210, 60, 30]
+    assert set.union(*ids) == set(range(300)) and sum(map(len, ids)) == 300
 
 
 def test_loaders_shuffle_only_train_and_repeat_with_the_seed():
@@ -66,9 +73,13 @@ def test_too_few_items_for_the_splits():
         data.split_sizes(3, 0.1, 0.1)
 
 
-def test_num_images_only_for_glyphs():
+def test_num_images_only_and_always_for_glyphs():
     with pytest.raises(ValueError, match="only applies to 'glyphs'"):
         data.load_dataset("digits", num_images=100)
+    with pytest.raises(ValueError, match="Say how many glyphs"):
+        data.load_dataset("glyphs")
+    with pytest.raises(ValueError, match="official test split"):
+        data.load_dataset("cifar10", test_fraction=0.2)
 
 
 def test_faces():

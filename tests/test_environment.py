@@ -1,9 +1,11 @@
 """environment.yml (for conda users) must list exactly the dependencies of pyproject.toml."""
 
-import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -38,3 +38,10 @@ def test_normalization_figure_has_four_panels():
     fig = plotting.plot_normalization_axes()
     assert len(fig.axes) == 4 and "group norm" in fig.axes[3].get_title()
     plt.close(fig)
+
+
+def test_confusion_matrix_refuses_labels_outside_the_classes():
+    with pytest.raises(ValueError, match="outside the classes 0..2"):
+        plotting.confusion_matrix([0, 1, 3], [0, 1, 2], 3)
+    with pytest.raises(ValueError, match="-1"):
+        plotting.confusion_matrix([0, 1, 2], [0, -1, 2], 3)

@@ -73,3 +73,14 @@ def test_bad_arguments_and_diverging_loss():
             progress=False)
     with pytest.raises(ValueError, match="no samples"):
         evaluate(model, DataLoader(TensorDataset(torch.zeros(0, 2), torch.zeros(0).long())))
+
+
+def test_any_mean_loss_module_works_for_training_and_evaluation():
+    torch.manual_seed(0)
+    model = nn.Linear(2, 2)
+    data = _separable_data(70)
+    history = fit(model, DataLoader(data, batch_size=32), DataLoader(data, batch_size=64),
+                  epochs=2, optimizer=torch.optim.SGD(model.parameters(), lr=0.5),
+                  loss_fn=nn.CrossEntropyLoss(), progress=False)
+    reference = evaluate(model, DataLoader(data, batch_size=70))
+    assert history["val_loss"][-1] == pytest.approx(reference["loss"], rel=1e-5)

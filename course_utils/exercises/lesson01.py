@@ -94,7 +94,7 @@ def diagnose_loss(case: Case, expected, got) -> str | None:
     if not isinstance(got, torch.Tensor):
         return ("return a 0-dimensional tensor built from torch operations (no .item() or "
                 "float()), so that autograd can follow it.")
-    if got.shape != expected.shape:
+    if got.shape != expected.shape or got.dtype != expected.dtype:
         return None
     size = len(case.args[1])
     if torch.allclose(got, -expected, rtol=1e-4):
