@@ -22,6 +22,14 @@ def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
 
 
+def shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """The identity when shapes match, else a strided 1x1 convolution + BN (a "projection")."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                         nn.BatchNorm2d(out_channels))
+
+
 class SqueezeExcite(nn.Module):
     """Squeeze-and-excitation [Hu et al., 2018]: re-weight channels by a learned gate in (0, 1).
 
@@ -60,11 +68,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.se = SqueezeExcite(out_channels) if squeeze_excite else nn.Identity()
         self.residual = residual
-        self.shortcut = nn.Identity()
-        if residual and (stride != 1 or in_channels != out_channels):
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels))
+        self.shortcut = shortcut(in_channels, out_channels, stride) if residual else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -95,11 +99,7 @@ class Bottleneck(nn.Module):
                                     nn.BatchNorm2d(out_channels))
         self.se = SqueezeExcite(out_channels) if squeeze_excite else nn.Identity()
         self.residual = residual
-        self.shortcut = nn.Identity()
-        if residual and (stride != 1 or in_channels != out_channels):
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels))
+        self.shortcut = shortcut(in_channels, out_channels, stride) if residual else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.se(self.expand(self.conv(self.reduce(x))))

@@ -72,3 +72,9 @@ def test_plain_net_and_its_residual_twin():
     assert plain(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     with pytest.raises(ValueError, match="odd number"):
         cnn.PlainNet(num_classes=10, depth=8)
+
+
+def test_plain_blocks_have_no_unused_projection():
+    plain = cnn.BasicBlock(16, 32, stride=2, residual=False)
+    assert isinstance(plain.shortcut, nn.Identity)
+    assert isinstance(cnn.BasicBlock(16, 32, stride=2).shortcut, nn.Sequential)
