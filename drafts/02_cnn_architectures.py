@@ -59,7 +59,7 @@ cfg = setup(seed=0)
 # %%
 # Degradation experiment (section 4): plain vs residual networks on the 8x8 digits.
 DEGRADATION_EPOCHS = cfg.pick(quick=6, full=30)
-SHALLOW_DEPTH, DEEP_DEPTH, DEGRADATION_WIDTH = 7, 31, 16
+SHALLOW_DEPTH, DEEP_DEPTH, DEGRADATION_WIDTH = 5, 31, 16
 # Side-by-side comparison (section 8) on the synthetic glyphs.
 NUM_GLYPHS = cfg.pick(quick=6_000, full=60_000)
 COMPARE_EPOCHS = cfg.pick(quick=4, full=30)
@@ -314,8 +314,10 @@ def train_on_digits(model):
     """Train with the same recipe for every network; returns the history and the seconds taken."""
     torch.manual_seed(cfg.seed)
     start = time.perf_counter()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=DEGRADATION_EPOCHS)
     history = fit(model, digit_loaders["train"], epochs=DEGRADATION_EPOCHS, progress=False,
-                  optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
+                  optimizer=optimizer, scheduler=scheduler)
     return history, time.perf_counter() - start
 
 
