@@ -126,6 +126,14 @@ def compare(expected, got, *, atol: float = 1e-5, rtol: float = 1e-4) -> str | N
             if problem:
                 return f"item {position}: {problem}"
         return None
+    if isinstance(expected, dict):
+        if not isinstance(got, dict) or got.keys() != expected.keys():
+            return f"expected a dict with keys {sorted(expected)} but got {describe_value(got)}"
+        for key in expected:
+            problem = compare(expected[key], got[key], atol=atol, rtol=rtol)
+            if problem:
+                return f"{key!r}: {problem}"
+        return None
     if isinstance(expected, bool) or isinstance(expected, str):
         return None if got == expected else f"expected {expected!r} but got {got!r}"
     if isinstance(expected, int):
@@ -199,7 +207,7 @@ def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case
                                + (f" Hint: {case.hint}" if case.hint else ""))
         problem = compare(expected, got, atol=atol, rtol=rtol)
         if problem is None:
-            problem = compare(_clone(case.args), args) or compare(_clone(case.kwargs), kwargs)
+            problem = compare(case.args, args) or compare(case.kwargs, kwargs)  # originals: only copies were passed
             if problem is not None:
                 problem = "your function changed its input in place; work on a copy instead"
         if problem is not None:

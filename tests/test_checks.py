@@ -152,3 +152,11 @@ def test_a_failing_diagnosis_never_breaks_the_check(capsys):
     result = checks.run_check(lambda x: (x * 2).double(), reference, CASES, exercise="E",
                               diagnose=lambda case, expected, got: 1 / 0)
     assert result.status == "fail" and "dtype" in result.message
+
+
+def test_keyword_tensors_are_compared_and_in_place_edits_caught():
+    cases = [checks.Case("keyword input", (), {"x": torch.ones(3)})]
+    assert checks.run_check(lambda x: x * 2, lambda x: x * 2, cases, exercise="E").passed
+    result = checks.run_check(lambda x: x.mul_(2), lambda x: x * 2, cases, exercise="E")
+    assert result.status == "fail" and "in place" in result.message
+    assert "'x'" in checks.compare({"x": torch.ones(2)}, {"x": torch.zeros(2)})
