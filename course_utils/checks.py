@@ -82,14 +82,19 @@ def describe_value(value, max_items: int = 6) -> str:
     return repr(value)
 
 
-def compare(expected, got, *, atol: float = 1e-5, rtol: float = 1e-4) -> str | None:
-    """Return ``None`` when ``got`` matches ``expected``, else one sentence saying what differs."""
+def compare(expected, got, *, atol: float = 1e-5, rtol: float = 1e-4,
+            names: Sequence[str] = ()) -> str | None:
+    """Return ``None`` when ``got`` matches ``expected``, else one sentence saying what differs.
+
+    ``names`` labels the items of an expected tuple or list in messages (e.g. "parameters").
+    """
     if isinstance(expected, torch.Tensor):
         if not isinstance(got, torch.Tensor):
             return f"expected a torch.Tensor but got {type(got).__name__} ({describe_value(got)})"
         if got.shape != expected.shape:
             return (f"expected shape {tuple(expected.shape)} but got shape {tuple(got.shape)}; "
-                    f"check which axis you reduce over and whether you keep dimensions (keepdim=True)")
+                    f"check which axes you reduce over (keepdim=True keeps them) and any reshape "
+                    f"you did not undo")
         if got.dtype != expected.dtype:
             return f"expected dtype {expected.dtype} but got dtype {got.dtype}"
         got, expected = got.detach().cpu(), expected.detach().cpu()
@@ -124,7 +129,8 @@ def compare(expected, got, *, atol: float = 1e-5, rtol: float = 1e-4) -> str | N
         for position, (want, have) in enumerate(zip(expected, got)):
             problem = compare(want, have, atol=atol, rtol=rtol)
             if problem:
-                return f"item {position}: {problem}"
+                label = names[position] if position < len(names) else f"item {position}"
+                return f"{label}: {problem}"
         return None
     if isinstance(expected, dict):
         if not isinstance(got, dict) or got.keys() != expected.keys():
@@ -179,11 +185,12 @@ def _where_it_failed(error: BaseException) -> str:
 
 def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case], *,
               exercise: str, atol: float = 1e-5, rtol: float = 1e-4,
-              diagnose: Callable | None = None) -> CheckResult:
+              diagnose: Callable | None = None, output_names: Sequence[str] = ()) -> CheckResult:
     """Compare ``student_fn`` with ``reference_fn`` on every case and return what was found.
 
     ``diagnose(case, expected, got)`` may recognise a common mistake in a wrong answer and
-    return a hint for it; otherwise the case's own hint is shown.
+    return a hint for it; otherwise the case's own hint is shown. ``output_names`` names the
+    parts of a tuple answer in the feedback.
     """
     if not callable(student_fn):
         return CheckResult(exercise, "error", f"{exercise}: expected a function but got "
@@ -205,7 +212,7 @@ def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case
                                f"{_where_it_failed(error)} on the case '{case.name}' "
                                f"(input: {_describe_inputs(case)})."
                                + (f" Hint: {case.hint}" if case.hint else ""))
-        problem = compare(expected, got, atol=atol, rtol=rtol)
+        problem = compare(expected, got, atol=atol, rtol=rtol, names=output_names)
         if problem is None:
             problem = compare(case.args, args) or compare(case.kwargs, kwargs)  # originals: only copies were passed
             if problem is not None:
@@ -239,12 +246,32 @@ def report(result: CheckResult) -> None:
 
 def check_function(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case], *,
                    exercise: str, atol: float = 1e-5, rtol: float = 1e-4,
-                   diagnose: Callable | None = None) -> Callable:
+                   diagnose: Callable | None = None, output_names: Sequence[str] = ()) -> Callable:
     """Check, print the verdict, and return the function the rest of the notebook should use."""
     result = run_check(student_fn, reference_fn, cases, exercise=exercise, atol=atol, rtol=rtol,
-                       diagnose=diagnose)
+                       diagnose=diagnose, output_names=output_names)
     report(result)
     return student_fn if result.passed else reference_fn
+
+
+def _match_state(module, expected_state: dict) -> None:
+    """Explain, in plain words, how the learner's parameters differ from the expected ones."""
+    state = module.state_dict()
+    missing = [name for name in expected_state if name not in state]
+    extra = [name for name in state if name not in expected_state]
+    problems = []
+    if missing:
+        problems.append(f"it lacks {', '.join(missing)} (check the layer names and that every "
+                        f"layer the instructions ask for is created in __init__)")
+    if extra:
+        problems.append(f"it has {', '.join(extra)}, which the instructions do not ask for"
+                        + (" (bias=False?)" if any(name.endswith(".bias") for name in extra) else ""))
+    for name, value in expected_state.items():
+        if name in state and state[name].shape != value.shape:
+            problems.append(f"{name} has shape {tuple(state[name].shape)} instead of "
+                            f"{tuple(value.shape)}")
+    if problems:
+        raise ValueError("your module's parameters do not match: " + "; ".join(problems))
 
 
 def check_module(student_cls, reference_cls, cases: Sequence[Case], *, exercise: str,
@@ -261,6 +288,7 @@ def check_module(student_cls, reference_cls, cases: Sequence[Case], *, exercise:
                 torch.manual_seed(0)
                 reference = reference_cls(**init_kwargs)
                 module = module_cls(**init_kwargs)
+            _match_state(module, reference.state_dict())
             module.load_state_dict(reference.state_dict())
             return module(inputs)
         return run

@@ -112,7 +112,9 @@ class ResNet(nn.Module):
     """A small ResNet for 32x32 images: 3x3 stem, stages of blocks, global average pool, linear.
 
     ``depths[i]`` blocks with ``widths[i]`` channels in stage i; every stage after the first
-    halves the resolution with a stride-2 first block (no max pooling, as in ResNet).
+    halves the resolution with a stride-2 first block, as ResNet does after its stem. (The
+    ImageNet ResNets start with a 7x7 stride-2 convolution and a max-pool, which would shrink
+    32x32 images too early; CIFAR ResNets use a 3x3 stem like this one.)
     """
 
     def __init__(self, *, num_classes: int, in_channels: int = 3, widths=(16, 32, 64),

@@ -115,4 +115,41 @@ def test_undone_wrong_and_right(check, reference, wrong, hint, capsys):
 def test_module_with_wrong_parameter_names_is_explained(capsys):
     lesson02.check_squeeze_excite(SEWrongNames)
     out = capsys.readouterr().out
-    assert "state_dict" in out and "fc1" in out
+    assert "parameters do not match" in out and "lacks fc1.weight" in out and "squeeze.weight" in out
+
+
+class BlockWithBiases(lesson02.ResidualBlock):
+    def __init__(self, channels):
+        super().__init__(channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+
+class SEWithoutReLU(SqueezeExcite):
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc2(self.fc1(x.mean(dim=(2, 3)))))[:, :, None, None]
+
+
+def eps_outside_the_root(x, dims, eps=1e-5):
+    mean = x.mean(dim=dims, keepdim=True)
+    return (x - mean) / (x.var(dim=dims, keepdim=True, unbiased=False).sqrt() + eps)
+
+
+def group_norm_not_reshaped_back(x, num_groups, eps=1e-5):
+    n, c, h, w = x.shape
+    return lesson02.normalize(x.reshape(n, num_groups, c // num_groups, h, w), (2, 3, 4), eps)
+
+
+def test_slips_found_by_a_learner_are_caught_and_explained(capsys):
+    lesson02.check_residual_block(BlockWithBiases)
+    assert "conv1.bias, conv2.bias, which the instructions do not ask for (bias=False?)" in \
+        capsys.readouterr().out
+    lesson02.check_squeeze_excite(SEWithoutReLU)
+    out = capsys.readouterr().out
+    assert "wrong on the case '8 channels, reduction 4'" in out and "ReLU between" in out
+    lesson02.check_normalize(eps_outside_the_root)
+    assert "sqrt(variance + eps)" in capsys.readouterr().out
+    lesson02.check_group_norm(group_norm_not_reshaped_back)
+    assert "reshape you did not undo" in capsys.readouterr().out
+    lesson02.check_conv_cost(wrong_cost)
+    assert "parameters: expected 23,296 but got 23,232" in capsys.readouterr().out

@@ -72,7 +72,8 @@ def check_conv_output_size(student):
     hint = "output = floor((size + 2 * padding - kernel_size) / stride) + 1; use // for the floor."
     cases = [Case("AlexNet conv1 at 227", (227, 11, 4, 2), hint=hint),
              Case("AlexNet conv1 at 224 (torchvision)", (224, 11, 4, 2),
-                  hint=hint + " The division must round down: 221 / 4 = 55.25 -> 55."),
+                  hint=hint + " The division must round down: (224 + 4 - 11) / 4 = 54.25 -> 54, "
+                       "plus 1 gives 55."),
              Case("3x3, padding 1 keeps the size", (32, 3, 1, 1), hint=hint),
              Case("3x3, stride 2, padding 1 halves it", (32, 3, 2, 1), hint=hint),
              Case("2x2 max-pool, stride 2", (13, 2, 2, 0), hint=hint),
@@ -88,7 +89,8 @@ def check_conv_cost(student):
              Case("a 1x1 convolution", (256, 64, 1, 14, 14), hint=hint),
              Case("non-square output", (8, 16, 5, 10, 20),
                   hint="use out_height * out_width, not out_height squared.")]
-    return check_function(student, conv_cost, cases, exercise="Exercise 2 (parameters and MACs)")
+    return check_function(student, conv_cost, cases, exercise="Exercise 2 (parameters and MACs)",
+                          output_names=("parameters", "multiply-adds"))
 
 
 def check_receptive_field(student):
@@ -113,6 +115,9 @@ def check_normalize(student):
              Case("layer norm axes (1, 2, 3)", (x, (1, 2, 3)), hint=hint),
              Case("instance norm axes (2, 3)", (x, (2, 3)), hint=hint),
              Case("a batch of one", (x[:1], (1, 2, 3)), hint=hint),
+             Case("a small variance, close to eps", (x[:2] * 1e-3, (2, 3)),
+                  hint="with a variance close to eps, where eps goes matters: divide by "
+                       "sqrt(variance + eps), not by (std + eps)."),
              Case("a constant input", (torch.full((2, 3, 4, 4), 7.0), (2, 3)),
                   hint="variance 0: eps keeps the division finite and the output is 0.")]
     return check_function(student, normalize, cases, exercise="Exercise 5 (normalisation by hand)")
@@ -132,14 +137,17 @@ def check_group_norm(student):
 
 def check_squeeze_excite(student_cls):
     generator = torch.Generator().manual_seed(5)
+    hint = ("name the layers fc1 (C -> C // reduction) and fc2 (back to C); squeeze with a mean "
+            "over H and W, ReLU between the layers, sigmoid at the end, and multiply x by the "
+            "gates reshaped to (N, C, 1, 1).")
+    # Channel offsets make some of fc1's outputs negative, so a missing ReLU shows.
+    offsets = 3 * torch.randn(2, 8, 1, 1, generator=generator)
     cases = [Case("8 channels, reduction 4", ({"channels": 8, "reduction": 4},
-                                              torch.randn(2, 8, 5, 5, generator=generator)),
-                  hint="name the layers fc1 (C -> C // reduction) and fc2 (back to C); squeeze with "
-                       "a mean over H and W, ReLU between the layers, sigmoid at the end, and "
-                       "multiply x by the gates reshaped to (N, C, 1, 1)."),
+                                              torch.randn(2, 8, 5, 5, generator=generator) + offsets),
+                  hint=hint),
              Case("a batch of one", ({"channels": 16, "reduction": 8},
                                      torch.randn(1, 16, 3, 3, generator=generator)),
-                  hint="average over the spatial axes (2, 3) only, never over the batch.")]
+                  hint=hint + " Average over the spatial axes (2, 3) only, never over the batch.")]
     return check_module(student_cls, SqueezeExcite, cases, exercise="Exercise 7 (squeeze-and-excite)")
 
 
