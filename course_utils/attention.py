@@ -81,9 +81,14 @@ class MultiHeadAttention(nn.Module):
     linear layer. Self-attention: ``mha(x, x, x)``; cross-attention: ``mha(target, source,
     source)``. After ``forward(..., need_weights=True)`` on the manual path, the weights
     (N, heads, L_q, L_k) are returned and also kept in ``self.last_weights`` for plotting.
+
+    With ``causal=True`` query i only sees keys 0..i (a decoder's self-attention): the causal
+    mask is a buffer, moved with the module by ``.to(device)``, and grown when a longer
+    sequence arrives; it is combined with any ``mask`` passed to ``forward``.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, *, bias: bool = True, fused: bool = False):
+    def __init__(self, embed_dim: int, num_heads: int, *, bias: bool = True, fused: bool = False,
+                 causal: bool = False, max_length: int = 128):
         super().__init__()
         if embed_dim % num_heads != 0:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
@@ -95,6 +100,9 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.last_weights = None
+        self.causal = causal
+        self.register_buffer("causal_mask", causal_mask(max_length) if causal else None,
+                             persistent=False)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape                       # (N, L, d) -> (N, heads, L, d / heads)
@@ -105,6 +113,12 @@ class MultiHeadAttention(nn.Module):
         """Returns the output (N, L_q, d), or ``(output, weights)`` if ``need_weights``."""
         if query.ndim != 3 or query.shape[-1] != self.embed_dim:
             raise ValueError(f"expected (N, L, {self.embed_dim}) inputs, got {tuple(query.shape)}")
+        if self.causal:
+            length_q, length_k = query.shape[1], key.shape[1]
+            if max(length_q, length_k) > self.causal_mask.shape[0]:
+                self.causal_mask = causal_mask(max(length_q, length_k), device=query.device)
+            future_hidden = self.causal_mask[:length_q, :length_k]
+            mask = future_hidden if mask is None else mask & future_hidden
         q = self._split_heads(self.q_proj(query))
         k = self._split_heads(self.k_proj(key))
         v = self._split_heads(self.v_proj(value))

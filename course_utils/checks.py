@@ -227,7 +227,7 @@ def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case
             return CheckResult(exercise, "fail",
                                f"{exercise}: wrong on the case '{case.name}' "
                                f"(input: {_describe_inputs(case)}): {problem}.{hint}")
-    names = ", ".join(case.name for case in cases)
+    names = "; ".join(case.name for case in cases)
     return CheckResult(exercise, "pass", f"{exercise}: correct on all {len(cases)} cases ({names}).")
 
 

@@ -155,3 +155,20 @@ def test_positional_encoding_module_has_no_parameters_and_any_length():
     assert torch.allclose(encoding(x)[0], sinusoidal_encoding(10, 8))
     with pytest.raises(ValueError, match="features"):
         encoding(torch.zeros(1, 3, 6))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_causal_multi_head_attention_uses_its_buffer(fused):
+    torch.manual_seed(0)
+    plain = MultiHeadAttention(8, 2, fused=fused)
+    causal = MultiHeadAttention(8, 2, fused=fused, causal=True, max_length=4)
+    causal.load_state_dict(plain.state_dict())
+    assert "causal_mask" not in causal.state_dict()  # a buffer, but not saved in checkpoints
+    x = torch.randn(2, 6, 8)  # longer than max_length: the mask grows
+    expected = plain(x, x, x, causal_mask(6))
+    assert torch.allclose(causal(x, x, x), expected, atol=1e-6)
+    keep = torch.tensor([True, True, True, True, False, True])[None, None, None, :]
+    assert torch.allclose(causal(x, x, x, keep), plain(x, x, x, causal_mask(6) & keep), atol=1e-6)
+    changed = x.clone()
+    changed[:, 5] += 10  # the future never leaks into earlier positions
+    assert torch.allclose(causal(changed, changed, changed)[:, :5], causal(x, x, x)[:, :5], atol=1e-6)

@@ -57,7 +57,7 @@ CASES = [
     (lesson03.check_multi_head_self_attention, lesson03.MultiHeadSelfAttention,
      HeadsSplitOverPositions, "transpose to (N, heads, L"),
     (lesson03.check_sinusoidal_encoding, lesson03.sinusoidal_encoding, encoding_sin_cos_swapped,
-     "column 2k"),
+     "swapped"),
     (lesson03.check_layer_costs, lesson03.layer_costs, costs_counting_macs, "counted multiply-adds"),
 ]
 
@@ -110,3 +110,35 @@ def test_layer_costs_at_the_lecture_sizes():
     assert costs["fc_params"] == costs["attention_params"] == 4_194_304  # n = 2d: equal sizes
     assert costs["attention_flops"] - costs["fc_flops"] == 4 * 1_048_576 ** 2 * 1024
     assert math.isclose(costs["attention_flops"] / costs["fc_flops"], 1 + 1_048_576 / 2048)
+
+
+def test_common_slips_are_named(capsys):
+    def zero_filled(scores, mask):
+        return torch.softmax(scores if mask is None else scores.masked_fill(~mask, 0.0), dim=-1)
+
+    def inverted(scores, mask):
+        return torch.softmax(scores if mask is None else scores.masked_fill(mask, float("-inf")), dim=-1)
+
+    def divided_by_d(query, key, value, mask=None):
+        weights = lesson03.masked_softmax(query @ key.transpose(-2, -1) / query.shape[-1], mask)
+        return weights @ value, weights
+
+    def k_over_d(length, dim):
+        positions = torch.arange(length, dtype=torch.float64)[:, None]
+        frequencies = 10000.0 ** (-torch.arange(dim // 2, dtype=torch.float64) / dim)
+        table = torch.empty(length, dim, dtype=torch.float64)
+        table[:, 0::2], table[:, 1::2] = torch.sin(positions * frequencies), torch.cos(positions * frequencies)
+        return table.float()
+
+    lesson03.check_masked_softmax(zero_filled)
+    assert "e^0 = 1" in capsys.readouterr().out
+    lesson03.check_masked_softmax(inverted)
+    assert "polarity" in capsys.readouterr().out
+    lesson03.check_scaled_dot_product_attention(divided_by_d)
+    assert "you divided the scores by d" in capsys.readouterr().out
+    lesson03.check_scaled_dot_product_attention(attention_without_scaling)
+    assert "did not divide the scores by sqrt(d)" in capsys.readouterr().out
+    lesson03.check_sinusoidal_encoding(encoding_sin_cos_swapped)
+    assert "swapped" in capsys.readouterr().out
+    lesson03.check_sinusoidal_encoding(k_over_d)
+    assert "2k / dim" in capsys.readouterr().out

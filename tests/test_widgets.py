@@ -52,3 +52,18 @@ def test_convolution_matches_torch_and_rejects_bad_kernels():
         widgets.convolution_figure(image, "blur")
     assert widgets.convolution_widget({"a": image}).children[0].description == "photo"
     plt.close("all")
+
+
+def test_attention_query_figure_and_widget():
+    keys = [[1.0, 0.0], [0.0, 1.0], [-1.0, -0.5]]
+    for angle, length in ((0, 0.1), (90, 1.0), (200, 20.0)):
+        fig = widgets.attention_query_figure(keys, ["a", "b", "c"], angle, length)
+        assert len(fig.axes) == 2
+        plt.close(fig)
+    with pytest.raises(ValueError, match="shape"):
+        widgets.attention_query_figure([[1.0, 0.0, 0.0]], ["a"], 0, 1)
+    with pytest.raises(ValueError, match="positive"):
+        widgets.attention_query_figure(keys, ["a", "b", "c"], 0, 0)
+    widget = widgets.attention_query_widget(keys, ["a", "b", "c"])
+    assert {child.description for child in widget.children[:2]} == {"angle", "length"}
+    plt.close("all")

@@ -76,7 +76,21 @@ def check_masked_softmax(student):
                   hint="the mask broadcasts against the scores, like any tensor operation. " + hint),
              Case("large scores", (_scores((2, 6), 3) * 500, None),
                   hint="torch.softmax is stable for large scores; exp() by hand overflows.")]
-    return check_function(student, masked_softmax, cases, exercise="Exercise 1 (masked softmax)")
+    return check_function(student, masked_softmax, cases, exercise="Exercise 1 (masked softmax)",
+                          diagnose=_diagnose_masked_softmax)
+
+
+def _diagnose_masked_softmax(case, expected, got):
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+        return None
+    if torch.isnan(got).any():
+        return ("NaN appears when a row has every key masked: check the polarity, True means "
+                "'may attend', so fill the scores where ~mask is True.")
+    leaked = (expected == 0) & (got.abs() > 1e-6)
+    if leaked.any():
+        return ("masked positions still get weight. Filling their scores with 0 does not hide "
+                "them (e^0 = 1); fill them with float('-inf') before the softmax.")
+    return None
 
 
 def check_scaled_dot_product_attention(student):
@@ -98,7 +112,24 @@ def check_scaled_dot_product_attention(student):
                        "stay put. " + hint)]
     return check_function(student, scaled_dot_product_attention, cases,
                           exercise="Exercise 2 (scaled dot-product attention)",
-                          output_names=("output", "weights"))
+                          output_names=("output", "weights"), diagnose=_diagnose_attention)
+
+
+def _diagnose_attention(case, expected, got):
+    query, key, value = case.args[:3]
+    mask = case.args[3] if len(case.args) > 3 else None
+    d = query.shape[-1]
+    slips = {"you did not divide the scores by sqrt(d)": math.sqrt(d),
+             "you divided the scores by d; divide by sqrt(d)": 1 / math.sqrt(d)}
+    for message, extra_scale in slips.items():
+        scores = query @ key.transpose(-2, -1) / math.sqrt(d) * extra_scale
+        weights = masked_softmax(scores, mask)
+        try:
+            if torch.allclose(got[1], weights, atol=1e-5):
+                return message + "."
+        except (TypeError, IndexError, RuntimeError):
+            return None
+    return None
 
 
 def check_multi_head_self_attention(student_cls):
@@ -125,7 +156,25 @@ def check_sinusoidal_encoding(student):
              Case("one position", (1, 8), hint="position 0 is sin(0) = 0, cos(0) = 1, alternating."),
              Case("2 dimensions", (10, 2), hint="with dim = 2 there is one frequency, w_0 = 1.")]
     return check_function(student, sinusoidal_encoding, cases, atol=1e-5,
-                          exercise="Exercise 4 (sinusoidal positional encoding)")
+                          exercise="Exercise 4 (sinusoidal positional encoding)",
+                          diagnose=_diagnose_encoding)
+
+
+def _diagnose_encoding(case, expected, got):
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+        return None
+    swapped = torch.empty_like(expected)
+    swapped[:, 0::2], swapped[:, 1::2] = expected[:, 1::2], expected[:, 0::2]
+    if torch.allclose(got.float(), swapped, atol=1e-5):
+        return "sine and cosine are swapped: sine goes in the even columns 2k, cosine in 2k + 1."
+    length, dim = case.args
+    positions = torch.arange(length, dtype=torch.float64)[:, None]
+    slow = 10000.0 ** (-torch.arange(dim // 2, dtype=torch.float64) / dim)  # k / d, not 2k / d
+    wrong = torch.empty(length, dim, dtype=torch.float64)
+    wrong[:, 0::2], wrong[:, 1::2] = torch.sin(positions * slow), torch.cos(positions * slow)
+    if torch.allclose(got.double(), wrong, atol=1e-5):
+        return "the exponent is 2k / dim with k = 0 .. dim/2 - 1 (use torch.arange(0, dim, 2) / dim)."
+    return None
 
 
 def check_layer_costs(student):

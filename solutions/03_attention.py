@@ -1,0 +1,878 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (dl-course)
+#     language: python
+#     name: dl-course
+# ---
+
+# %% [markdown]
+# # Lesson 03 · Attention and positional encoding
+#
+# Convolutions look at a small neighbourhood and need many layers to connect distant pixels.
+# *Attention* lets every element of a sequence look at every other one in a single step, with
+# weights that depend on the content. It was invented for machine translation, became the
+# heart of the Transformer (lesson 04), and then of the Vision Transformer (lesson 05). This
+# lesson builds it from scratch.
+#
+# **You will learn**
+#
+# 1. why an encoder-decoder that squeezes its input into one fixed vector struggles, and how a
+#    context recomputed at every output step fixes it (a small translation experiment);
+# 2. attention as a soft search with queries, keys and values, and why it is soft;
+# 3. scaled dot-product attention, and why the scores are divided by $\sqrt{d}$;
+# 4. self-attention and multi-head attention, checked against PyTorch's own layer;
+# 5. why self-attention ignores order, and how sinusoidal positional encoding restores it;
+# 6. character embeddings;
+# 7. what attention costs compared with fully-connected layers, as the sequence grows;
+# 8. cross-attention, where one sequence queries another.
+#
+# Exercises are checked as before: ⌛ not done (the reference is used), ❌ what failed, ✅ done.
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from course_utils import setup
+from course_utils.attention import MultiHeadAttention, causal_mask
+from course_utils.exercises import lesson03 as checks
+from course_utils.numberwords import CharVocabulary, english, french, split_numbers, vocabularies
+from course_utils.widgets import attention_query_figure, attention_query_widget
+
+cfg = setup(seed=0)
+
+# %%
+# The translation experiment of section 1 (French number words -> English).
+MAX_NUMBER = cfg.pick(quick=9_999, full=999_999)
+TRANSLATOR_EPOCHS = cfg.pick(quick=3, full=3)
+HIDDEN_SIZE = cfg.pick(quick=64, full=256)
+BATCH_SIZE = cfg.pick(quick=64, full=256)
+LEARNING_RATE = 1e-2
+
+# %% [markdown]
+# ## 1. The bottleneck of a fixed context
+#
+# Our task: translate French number words into English ones, character by character. The
+# grammar of each language generates the pairs (`course_utils.numberwords`), and a set of
+# numbers is held out: the test asks for numbers the model has never seen.
+
+# %%
+splits = split_numbers(MAX_NUMBER, seed=cfg.seed)
+french_vocab, english_vocab = vocabularies(MAX_NUMBER)
+for number in (7, 71, 80, 97, 1_999, int(splits["test"][-1])):
+    print(f"{number:>7,}  {french(number):45s} -> {english(number)}")
+print(f"numbers 1..{MAX_NUMBER:,}: {len(splits['train']):,} for training, {len(splits['val']):,} "
+      f"for validation, {len(splits['test']):,} held out for the test; {len(french_vocab)} French "
+      f"and {len(english_vocab)} English tokens (characters plus padding, begin and end)")
+
+# %% [markdown]
+# The classic neural translator [Sutskever et al., 2014; Cho et al., 2014] is an
+# **encoder-decoder** of recurrent networks. The encoder reads the source characters one by one
+# and updates a hidden state $\mathbf{e}^i$ after each; the decoder then writes the translation
+# one character at a time, starting from the encoder's *last* state. Everything the decoder
+# knows about the source must pass through that one vector, the **context**
+# $\mathbf{c} = \mathbf{e}^{L_x}$, whatever the length of the source.
+#
+# Attention [Bahdanau et al., 2015] removes this bottleneck: at every output step $t$, the
+# decoder computes a fresh context as a weighted average of *all* encoder states,
+#
+# $$\mathbf{c}^t = \sum_{i=1}^{L_x} \alpha_i^t \, \mathbf{e}^i , \qquad \sum_i \alpha_i^t = 1 ,$$
+#
+# where the weights $\alpha^t$ say which source positions matter for the character being
+# written now. Below, both versions: identical GRU encoders and decoders, the only difference
+# is the context the output layer sees (the attention version is the dot-product form of
+# Luong et al. [2015], with the $1/\sqrt{d}$ scaling of section 3 added; sections 2-3 explain
+# the formula).
+
+# %%
+def encode_numbers(numbers):
+    """Source (N, L_x) and target (N, L_y) token ids; targets start with <bos> and end with <eos>."""
+    source = french_vocab.encode_batch([french(int(n)) for n in numbers])
+    target = english_vocab.encode_batch([english(int(n)) for n in numbers], bos=True, eos=True)
+    return source, target
+
+
+class Translator(nn.Module):
+    """GRU encoder-decoder. With ``use_attention`` the context is recomputed at every step."""
+
+    def __init__(self, use_attention: bool, hidden: int = HIDDEN_SIZE, embed: int = 32):
+        super().__init__()
+        self.use_attention = use_attention
+        self.source_embedding = nn.Embedding(len(french_vocab), embed)
+        self.target_embedding = nn.Embedding(len(english_vocab), embed)
+        self.encoder = nn.GRU(embed, hidden, batch_first=True)
+        self.decoder = nn.GRU(embed, hidden, batch_first=True)
+        self.output = nn.Linear(2 * hidden, len(english_vocab))
+
+    def context(self, decoder_states, encoder_states, final_state, source):
+        """(N, L_y, hidden) contexts and the (N, L_y, L_x) attention weights (None if fixed)."""
+        if not self.use_attention:
+            return final_state[-1][:, None, :].expand_as(decoder_states), None
+        scores = decoder_states @ encoder_states.transpose(1, 2) / math.sqrt(encoder_states.shape[-1])
+        scores = scores.masked_fill((source == CharVocabulary.PAD)[:, None, :], float("-inf"))
+        weights = scores.softmax(dim=-1)
+        return weights @ encoder_states, weights
+
+    def encode(self, source):
+        """All encoder states (N, L_x, hidden), and the state after each source's last character
+        (1, N, hidden): sources are padded at the end, and the padding must not leak into it."""
+        encoder_states, _ = self.encoder(self.source_embedding(source))
+        last = (source != CharVocabulary.PAD).sum(dim=1) - 1
+        return encoder_states, encoder_states[torch.arange(len(source)), last][None]
+
+    def forward(self, source, target_in):
+        encoder_states, final_state = self.encode(source)
+        decoder_states, _ = self.decoder(self.target_embedding(target_in), final_state)
+        context, weights = self.context(decoder_states, encoder_states, final_state, source)
+        return self.output(torch.cat([decoder_states, context], dim=-1)), weights
+
+    @torch.no_grad()
+    def translate(self, source, max_length: int = 80):
+        """Greedy decoding: feed back the most likely character until every row has ended."""
+        encoder_states, final_state = self.encode(source)
+        state = final_state
+        token = torch.full((len(source), 1), CharVocabulary.BOS)
+        tokens, weights = [], []
+        for _ in range(max_length):
+            decoder_state, state = self.decoder(self.target_embedding(token), state)
+            context, step_weights = self.context(decoder_state, encoder_states, final_state, source)
+            token = self.output(torch.cat([decoder_state, context], dim=-1)).argmax(dim=-1)
+            tokens.append(token)
+            weights.append(step_weights)
+            if (torch.cat(tokens, dim=1) == CharVocabulary.EOS).any(dim=1).all():
+                break
+        attention = torch.cat(weights, dim=1) if self.use_attention else None
+        return torch.cat(tokens, dim=1), attention
+
+
+def train_translator(model, numbers):
+    """Teacher forcing: the decoder reads the true previous characters (lesson 04 says more)."""
+    torch.manual_seed(cfg.seed)
+    order = np.random.default_rng(cfg.seed)
+    steps = TRANSLATOR_EPOCHS * math.ceil(len(numbers) / BATCH_SIZE)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LEARNING_RATE, total_steps=steps)
+    losses = []
+    for epoch in range(TRANSLATOR_EPOCHS):
+        shuffled = order.permutation(numbers)
+        for start in range(0, len(shuffled), BATCH_SIZE):
+            source, target = encode_numbers(shuffled[start:start + BATCH_SIZE])
+            logits, _ = model(source, target[:, :-1])
+            loss = F.cross_entropy(logits.flatten(0, 1), target[:, 1:].flatten(),
+                                   ignore_index=CharVocabulary.PAD)
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+    return losses
+
+
+def exact_matches(model, numbers):
+    """For each number: was the whole English translation right?"""
+    source, _ = encode_numbers(numbers)
+    tokens, _ = model.translate(source)
+    return np.array([english_vocab.decode(row) == english(int(n)) for row, n in zip(tokens, numbers)])
+
+
+translators, losses, correct = {}, {}, {}
+test_numbers = splits["test"]
+for name, use_attention in (("fixed context", False), ("attention", True)):
+    torch.manual_seed(cfg.seed)
+    translators[name] = Translator(use_attention)
+    start = time.perf_counter()
+    losses[name] = train_translator(translators[name], splits["train"])
+    seconds = time.perf_counter() - start
+    correct[name] = exact_matches(translators[name], test_numbers)
+    print(f"{name:14s}: final training loss {np.mean(losses[name][-20:]):.3f}, exact translations "
+          f"of held-out numbers {correct[name].mean():.1%} ({seconds:.0f} s of training)")
+print(f"(one seed; the fixed context is one vector of {HIDDEN_SIZE} numbers)")
+
+# %%
+source_lengths = np.array([len(french(int(n))) for n in test_numbers])
+edges = np.unique(np.quantile(source_lengths, [0, 0.25, 0.5, 0.75, 1.0]).astype(int))
+edges[-1] += 1  # bins are [low, high): the longest source goes in the last one
+bins = list(zip(edges[:-1], edges[1:]))
+fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
+for name in translators:
+    smooth = np.convolve(losses[name], np.ones(20) / 20, mode="valid")
+    left.plot(smooth, label=name)
+    shares = [correct[name][(source_lengths >= low) & (source_lengths < high)].mean()
+              for low, high in bins]
+    offset = -0.2 if name == "fixed context" else 0.2
+    right.bar(np.arange(len(bins)) + offset, shares, width=0.4, label=name)
+left.set(xlabel="training step", ylabel="cross-entropy (moving average)", yscale="log",
+         title="Training loss")
+right.set_xticks(range(len(bins)), [f"{low}-{high - 1}" for low, high in bins])
+right.set(xlabel="length of the French words (characters)", ylabel="exact translations",
+          ylim=(0, 1), title="Held-out numbers, by source length")
+left.legend()
+right.legend()
+fig.tight_layout()
+
+# %% [markdown]
+# With the same networks, data and number of training steps, the decoder that can look back at every
+# encoder state learns much faster than the one that must rely on a single summary vector:
+# the fixed context has to store every word of the source in one vector (its size is printed
+# above) before the first English character is written, and in this run it does worse the
+# longer the source. The attention model also drops on the longest sources, much less. (How large the gap is depends on the budget: with longer training both improve. The
+# full profile uses all numbers up to 999,999, with sources of over 70 characters.) Section 8
+# shows *where* the attention version looks.
+#
+# ## 2. Query, key, value: a soft search
+#
+# Attention is a search. A **query** describes what we are looking for; every item in the
+# collection has a **key**, which is compared with the query, and a **value**, which is what
+# we get back. Think of a library search: the query is your keywords, the keys are the book
+# titles, the values are the books' contents. The answer is a weighted average of the values,
+# with weights from the query-key similarities.
+#
+# A made-up library, with keys and queries described by three features (how much a text is
+# about cats, cooking and history) and values of four numbers standing for each book's content:
+
+# %%
+titles = ["A history of Rome", "Cooking with cats", "The cat's whiskers", "French cooking"]
+keys = torch.tensor([[0.0, 0.0, 1.0],    # cats, cooking, history
+                     [1.0, 1.0, 0.0],
+                     [1.0, 0.0, 0.0],
+                     [0.0, 1.0, 0.2]])
+values = torch.randn(4, 4, generator=torch.Generator().manual_seed(cfg.seed))
+query = torch.tensor([2.0, 0.5, 0.0], requires_grad=True)  # "mostly cats, a bit of cooking"
+
+scores = keys @ query
+soft_weights = torch.softmax(scores, dim=0)
+soft_answer = soft_weights @ values
+for title, score, weight in zip(titles, scores.tolist(), soft_weights.tolist()):
+    print(f"{title:20s} score {score:4.1f}  weight {weight:.3f}")
+
+def hard_attention(query):
+    """The value of the single best match."""
+    return values[(keys @ query).argmax()]
+
+
+soft_answer.sum().backward()
+print("gradient of the soft answer with respect to the query:", query.grad.numpy().round(3))
+with torch.no_grad():
+    nudged = query + torch.tensor([0.0, 0.1, 0.0])  # a bit more about cooking
+    soft_change = (torch.softmax(keys @ nudged, dim=0) @ values - soft_answer).abs().max()
+    hard_change = (hard_attention(nudged) - hard_attention(query)).abs().max()
+print(f"nudging the query changes the soft answer by {soft_change:.4f}, the hard answer by "
+      f"{hard_change:.4f}")
+
+# %% [markdown]
+# **Hard attention** (take the best match) returns one book, but the choice `argmax` has no
+# useful gradient: a tiny change of the query changes nothing, until the answer jumps to
+# another book. **Soft attention** returns a blend in which every weight changes smoothly with
+# the query, so the gradient tells the query (and, in a network, the layers that produced
+# it) how to become a better question. That is why attention in neural networks is soft.
+#
+# ### Exercise 1: masked softmax
+#
+# Often some keys must be hidden from some queries: padding at the end of a short sequence,
+# or (lesson 04) the future in a sequence being generated. A boolean **mask** says where
+# attention is allowed (True) and the softmax must give exactly 0 elsewhere. Set the masked
+# scores to $-\infty$ before the softmax: $e^{-\infty} = 0$.
+
+# %%
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax over the last axis; where ``mask`` is False (broadcast to ``scores``) the result is 0."""
+    # TODO: if there is a mask, fill the masked scores with float("-inf"); then softmax.
+    ### BEGIN SOLUTION
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1)
+    ### END SOLUTION
+
+
+# %%
+masked_softmax = checks.check_masked_softmax(masked_softmax)
+print(masked_softmax(torch.zeros(4, 4), causal_mask(4)))
+
+# %% [markdown]
+# ## 3. Scaled dot-product attention
+#
+# With many queries at once, stacked as the rows of $\mathbf{Q}$ ($L_q \times d$), keys
+# $\mathbf{K}$ ($L_k \times d$) and values $\mathbf{V}$ ($L_k \times d_v$), the whole search is
+# two matrix products around a softmax [Vaswani et al., 2017]:
+#
+# $$\mathrm{Attention}(\mathbf{Q}, \mathbf{K}, \mathbf{V}) =
+#   \mathrm{softmax}\!\left(\frac{\mathbf{Q}\mathbf{K}^\top}{\sqrt{d}}\right)\mathbf{V} .$$
+#
+# The softmax runs along each row: every query gets its own weights over the keys.
+#
+# ### Exercise 2: scaled dot-product attention
+#
+# Return both the output ($L_q \times d_v$) and the weights ($L_q \times L_k$). Make it work
+# with any leading batch axes: transpose only the last two axes of the keys.
+
+# %%
+def scaled_dot_product_attention(query, key, value, mask=None):
+    """(output, weights): softmax(Q K^T / sqrt(d)) V, with masked_softmax for the weights."""
+    # TODO: scores, weights, output.
+    ### BEGIN SOLUTION
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+    weights = masked_softmax(scores, mask)
+    return weights @ value, weights
+    ### END SOLUTION
+
+
+# %%
+scaled_dot_product_attention = checks.check_scaled_dot_product_attention(scaled_dot_product_attention)
+
+# %% [markdown]
+# **Why divide by $\sqrt{d}$?** If the components of a query and a key are independent with
+# mean 0 and variance 1, their dot product is a sum of $d$ such products, so its variance is
+# $d$: the scores spread out as $\sqrt{d}$. Feed scores that far apart into a softmax and it
+# saturates: nearly all the weight goes to the largest score, the attention turns hard, and
+# the gradient vanishes. Dividing by $\sqrt{d}$ brings the spread back to 1 whatever the size.
+# One query against 10,000 random keys:
+
+# %%
+generator = torch.Generator().manual_seed(cfg.seed)
+dims = [2, 8, 32, 128, 512, 2048]
+rows = []
+for d in dims:
+    query_vector = torch.randn(d, generator=generator, dtype=torch.float64)
+    key_matrix = torch.randn(10_000, d, generator=generator, dtype=torch.float64)
+    raw_scores = key_matrix @ query_vector
+    for scaled in (False, True):
+        weights = torch.softmax(raw_scores / math.sqrt(d) if scaled else raw_scores, dim=0)
+        effective_keys = 1 / (weights ** 2).sum().item()     # 10,000 if uniform, 1 if one key
+        largest_slope = (weights * (1 - weights)).max().item()  # largest entry of the Jacobian
+        rows.append((d, scaled, raw_scores.std().item() / (math.sqrt(d) if scaled else 1),
+                     weights.max().item(), effective_keys, largest_slope))
+print(f"{'d':>5s} {'scaled':>7s} {'score std':>10s} {'largest weight':>15s} {'keys sharing':>13s} "
+      f"{'largest Jacobian entry':>23s}")
+for d, scaled, spread, largest, effective_keys, largest_slope in rows:
+    print(f"{d:5d} {str(scaled):>7s} {spread:10.2f} {largest:15.4f} {effective_keys:13,.1f} "
+          f"{largest_slope:23.1e}")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+for scaled, style in ((False, "o-"), (True, "s--")):
+    label = "scores / sqrt(d)" if scaled else "raw scores q . k"
+    chosen = [row for row in rows if row[1] == scaled]
+    axes[0].plot(dims, [row[2] for row in chosen], style, label=label)
+    axes[1].plot(dims, [row[4] for row in chosen], style, label=label)
+    axes[2].plot(dims, [row[5] for row in chosen], style, label=label)
+axes[0].set(xscale="log", yscale="log", xlabel="dimension d", ylabel="standard deviation",
+            title="Spread of the 10,000 scores")
+axes[1].set(xscale="log", yscale="log", xlabel="dimension d",
+            ylabel="keys sharing the weight, 1 / sum(p^2)", title="Saturation: one key takes all")
+axes[2].set(xscale="log", yscale="log", xlabel="dimension d",
+            ylabel="largest entry of the Jacobian", title="Gradient through the softmax")
+for ax in axes:
+    ax.legend()
+fig.tight_layout()
+
+# %% [markdown]
+# Without scaling, the scores' spread grows as $\sqrt{d}$, and the number of keys that share
+# the weight, $1/\sum_i p_i^2$ (10,000 for uniform weights, 1 when one key has everything),
+# falls to one: the attention has turned hard. What that does to learning follows from the
+# softmax's Jacobian, $\partial p_i / \partial s_j = p_i(\delta_{ij} - p_j)$, which carries
+# the gradient from the weights back to the scores (and on to the queries and keys). Its
+# largest entry is $\max_i p_i(1 - p_i)$, and when one weight is 1 and all others 0, *every*
+# entry is 0: no gradient flows, and the queries and keys stop learning. Without scaling the
+# entries first grow (a handful of keys share the weight) and then collapse by orders of
+# magnitude as $d$ grows; with scaling, nothing depends on $d$. (With random keys the scaled
+# weights are spread over thousands of keys, hence small entries; a trained model learns
+# scores that concentrate where it matters, starting from the same regime at any size.)
+#
+# The widget shows the effect in two dimensions: turning the query changes *which* keys win;
+# making it longer (like a larger $d$ without scaling) makes the winner take all. First two
+# static views, a short query and a long one in the same direction:
+
+# %%
+widget_keys = [[1.0, 0.2], [0.6, 0.9], [-0.8, 0.7], [-0.5, -1.0], [0.9, -0.6]]
+key_names = ["k1", "k2", "k3", "k4", "k5"]
+for length in (1.0, 20.0):
+    fig = attention_query_figure(widget_keys, key_names, angle_degrees=10, length=length)
+
+# %%
+attention_query_widget(widget_keys, key_names)
+
+# %% [markdown]
+# ## 4. Self-attention and multi-head attention
+#
+# In **self-attention** the queries, keys and values all come from the same sequence: each
+# element asks a question about all the others (including itself). The sequence $\mathbf{X}$
+# ($L \times d$) is projected three times by learned matrices,
+# $\mathbf{Q} = \mathbf{X}\mathbf{W}^Q$, $\mathbf{K} = \mathbf{X}\mathbf{W}^K$,
+# $\mathbf{V} = \mathbf{X}\mathbf{W}^V$, then attended. Every output is computed at once by
+# the two matrix products, with no loop over positions, and there are as many outputs as
+# queries ($L$). Here with random embeddings of the characters of a French number (an untrained
+# layer, so the pattern means nothing yet; lesson 04 shows trained ones):
+
+# %%
+torch.manual_seed(cfg.seed)
+word = french(97)
+embedding = nn.Embedding(len(french_vocab), 16)
+x = embedding(torch.tensor(french_vocab.encode(word)))        # (L, 16)
+w_query, w_key, w_value = (torch.randn(16, 16) / 4 for _ in range(3))
+with torch.no_grad():
+    outputs, weights = scaled_dot_product_attention(x @ w_query, x @ w_key, x @ w_value)
+    one_at_a_time = torch.stack([scaled_dot_product_attention((x @ w_query)[i:i + 1], x @ w_key,
+                                                              x @ w_value)[0][0]
+                                 for i in range(len(word))])
+print(f"input {tuple(x.shape)} -> output {tuple(outputs.shape)}; all positions at once equal one "
+      f"query at a time: {torch.allclose(outputs, one_at_a_time, atol=1e-6)}")
+fig, ax = plt.subplots(figsize=(6.5, 5.5))
+image = ax.imshow(weights, cmap="viridis")
+ax.set_xticks(range(len(word)), list(word))
+ax.set_yticks(range(len(word)), list(word))
+ax.set(xlabel="key (attended character)", ylabel="query (attending character)",
+       title=f"Self-attention weights of an untrained layer on '{word}'")
+fig.colorbar(image, ax=ax, label="weight (each row sums to 1)")
+fig.tight_layout()
+
+# %% [markdown]
+# One attention pattern per layer is limiting: a character may need to look at its neighbour
+# for spelling and at the start of the word for the number's order of magnitude.
+# **Multi-head attention** runs $h$ attentions in parallel, each on its own projections of size
+# $d/h$, concatenates their outputs and mixes them with a last projection $\mathbf{W}^O$:
+#
+# $$\mathbf{O}_j = \mathrm{softmax}\!\left(\frac{\mathbf{Q}_j\mathbf{K}_j^\top}{\sqrt{d/h}}\right)\mathbf{V}_j,
+#   \qquad \mathbf{Y} = [\mathbf{O}_1, \dots, \mathbf{O}_h]\,\mathbf{W}^O .$$
+#
+# In practice one $d \times d$ projection computes all heads' queries at once, and a reshape
+# splits its output into heads. The arithmetic is the same as for one head of size $d$; only
+# the $h$ attention maps (instead of one) take more memory.
+#
+# ### Exercise 3: multi-head self-attention
+#
+# Use the names `q_proj`, `k_proj`, `v_proj`, `out_proj` (four `nn.Linear(d, d)` with biases),
+# so that the check can load its weights into your module. In `forward`, for x of shape
+# (N, L, d): project; split each projection into heads, (N, L, d) -> (N, L, h, d/h) ->
+# (N, h, L, d/h); attend with your `scaled_dot_product_attention`; put the heads back side by
+# side, (N, h, L, d/h) -> (N, L, d); apply `out_proj`.
+
+# %%
+class MultiHeadSelfAttention(nn.Module):
+    def __init__(self, embed_dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        # TODO: q_proj, k_proj, v_proj, out_proj
+        ### BEGIN SOLUTION
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # TODO: project, split heads, attend, merge heads, project.
+        ### BEGIN SOLUTION
+        batch, length, dim = x.shape
+
+        def split(projected):
+            return projected.view(batch, length, self.num_heads, dim // self.num_heads).transpose(1, 2)
+
+        heads, _ = scaled_dot_product_attention(split(self.q_proj(x)), split(self.k_proj(x)),
+                                                split(self.v_proj(x)))
+        return self.out_proj(heads.transpose(1, 2).reshape(batch, length, dim))
+        ### END SOLUTION
+
+
+# %%
+MultiHeadSelfAttention = checks.check_multi_head_self_attention(MultiHeadSelfAttention)
+
+# %% [markdown]
+# The course's `MultiHeadAttention` (in `course_utils.attention`, used by the next lessons)
+# is this code with masks and separate query/key/value inputs. Loaded with the weights of
+# PyTorch's `nn.MultiheadAttention`, it must give the same outputs and the same attention
+# weights; and its *fused* path, which calls `F.scaled_dot_product_attention`, must agree with
+# the formula computed step by step:
+
+# %%
+torch.manual_seed(cfg.seed)
+reference = nn.MultiheadAttention(64, 4, batch_first=True)
+ours = MultiHeadAttention(64, 4).load_from_torch(reference)
+fused = MultiHeadAttention(64, 4, fused=True).load_from_torch(reference)
+sequence = torch.randn(8, 50, 64)
+future_hidden = causal_mask(50)
+with torch.no_grad():
+    expected, expected_weights = reference(sequence, sequence, sequence, attn_mask=~future_hidden,
+                                           average_attn_weights=False)
+    manual_output, manual_weights = ours(sequence, sequence, sequence, future_hidden, need_weights=True)
+    fused_output = fused(sequence, sequence, sequence, future_hidden)
+print(f"ours vs nn.MultiheadAttention: outputs differ by at most {(manual_output - expected).abs().max():.1e}, "
+      f"weights by {(manual_weights - expected_weights).abs().max():.1e}")
+print(f"fused vs step by step: {(fused_output - manual_output).abs().max():.1e}")
+print("(nn.MultiheadAttention's boolean masks mean the opposite of ours: True = hidden)")
+
+# %%
+def milliseconds(function, repeats=7):
+    """The fastest of several runs: the least disturbed by whatever else the computer does."""
+    function()  # warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1000 * min(times)
+
+
+print(f"{'length':>7s} {'step by step':>13s} {'fused':>8s}")
+for length in (64, 256, 1024):
+    q = k = v = torch.randn(4, 4, length, 32)
+    with torch.no_grad():
+        manual_ms = milliseconds(lambda: scaled_dot_product_attention(q, k, v))
+        fused_ms = milliseconds(lambda: F.scaled_dot_product_attention(q, k, v))
+    print(f"{length:7d} {manual_ms:10.1f} ms {fused_ms:6.1f} ms")
+
+# %% [markdown]
+# The fused kernel computes the same numbers without storing the $L \times L$ weights in
+# memory all at once (it works block by block [Dao et al., 2022]), and it is faster here, more
+# so for long sequences (the times above are from this machine; on a shared CPU they vary from
+# run to run). On GPUs such fused kernels are what makes long sequences affordable. It cannot
+# return the weights, so we use the step-by-step path whenever we want to look at them.
+#
+# ## 5. Order: permutation equivariance and positional encoding
+#
+# Self-attention has no idea where each element sits. You may have noticed it in section 4's
+# map: the three "t" of "quatre-vingt-dix-sept" have identical rows, because identical inputs
+# ask identical questions wherever they are. Shuffle the input sequence and the outputs are
+# shuffled the same way, otherwise unchanged: each output depends on its own query and on the
+# *set* of keys and values. In double precision, so that rounding errors do not blur the
+# comparison:
+
+# %%
+torch.manual_seed(cfg.seed)
+layer = MultiHeadAttention(16, 2).double()
+sequence = torch.randn(1, 10, 16, dtype=torch.float64)
+shuffle = torch.randperm(10)
+shuffled = sequence[:, shuffle]
+with torch.no_grad():
+    shuffled_then_attended = layer(shuffled, shuffled, shuffled)
+    attended_then_shuffled = layer(sequence, sequence, sequence)[:, shuffle]
+print(f"permutation {shuffle.tolist()}: the outputs differ by at most "
+      f"{(shuffled_then_attended - attended_then_shuffled).abs().max():.1e}")
+
+# %% [markdown]
+# For "quatre-vingt-dix-sept" that is fatal: the same letters in another order mean something
+# else, or nothing. The Transformer therefore *adds* a **positional encoding** to each input
+# vector, a vector that depends only on the position $p$. Vaswani et al. used sines and
+# cosines of geometrically spaced frequencies:
+#
+# $$\mathrm{PE}(p, 2k) = \sin(\omega_k\, p), \qquad \mathrm{PE}(p, 2k+1) = \cos(\omega_k\, p),
+#   \qquad \omega_k = \frac{1}{10000^{2k/d}}, \quad k = 0, \dots, d/2 - 1 .$$
+#
+# ### Exercise 4: sinusoidal positional encoding
+#
+# Return the $L \times d$ table ($d$ even) as float32.
+
+# %%
+def sinusoidal_encoding(length: int, dim: int) -> torch.Tensor:
+    """(length, dim): sin(p w_k) in column 2k, cos(p w_k) in column 2k + 1."""
+    # TODO: positions as a column (length, 1), frequencies as a row (dim / 2,), fill the table.
+    ### BEGIN SOLUTION
+    positions = torch.arange(length, dtype=torch.float64)[:, None]
+    frequencies = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    table = torch.zeros(length, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(positions * frequencies)
+    table[:, 1::2] = torch.cos(positions * frequencies)
+    return table.float()
+    ### END SOLUTION
+
+
+# %%
+sinusoidal_encoding = checks.check_sinusoidal_encoding(sinusoidal_encoding)
+positions = sinusoidal_encoding(10, 16).double()  # row p is added to whatever sits at position p
+shuffled_with_positions = shuffled + positions
+in_order_with_positions = sequence + positions
+with torch.no_grad():
+    shuffled_then_attended = layer(shuffled_with_positions, shuffled_with_positions,
+                                   shuffled_with_positions)
+    attended_then_shuffled = layer(in_order_with_positions, in_order_with_positions,
+                                   in_order_with_positions)[:, shuffle]
+change = (shuffled_then_attended - attended_then_shuffled).abs().max()
+print(f"with positional encoding added, the same permutation changes the outputs by up to "
+      f"{change:.2f}, for outputs of typical size {attended_then_shuffled.abs().mean():.2f}")
+
+# %%
+table = sinusoidal_encoding(100, 64)
+fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.2))
+image = left.imshow(table.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1)
+left.set(xlabel="position p", ylabel="dimension (2k: sine, 2k+1: cosine)",
+         title="Sinusoidal positional encoding, d = 64")
+fig.colorbar(image, ax=left)
+offsets = np.arange(0, 50)
+for start, style, width in ((0, "-", 4), (20, "--", 2.5), (50, ":", 1.5)):
+    products = [(table[start] @ table[start + k]).item() for k in offsets]
+    right.plot(offsets, products, ls=style, lw=width, label=f"from position {start}")
+right.set(xlabel="offset k", ylabel="PE(p) . PE(p + k)",
+          title="Dot products depend on the offset only (the curves coincide)")
+right.legend()
+fig.tight_layout()
+
+# %% [markdown]
+# The left panel reads like a binary counter made smooth: the first dimensions oscillate
+# quickly with the position, the last ones very slowly. Its properties, checked by code:
+
+# %%
+long_table = sinusoidal_encoding(10_000, 64)
+distances = torch.cdist(long_table[:1000], long_table[:1000])
+distances.fill_diagonal_(float("inf"))
+print(f"unique: the closest two of the first 1,000 positions are {distances.min():.3f} apart")
+print(f"bounded: every value lies in [{long_table.min():.3f}, {long_table.max():.3f}]")
+print("no parameters: the table is a fixed function; any length: 10,000 positions computed")
+offset = 7
+frequencies = 10000.0 ** (-torch.arange(0, 64, 2, dtype=torch.float64) / 64)
+rotation = torch.zeros(64, 64, dtype=torch.float64)
+for k, angle in enumerate(offset * frequencies):
+    rotation[2 * k:2 * k + 2, 2 * k:2 * k + 2] = torch.tensor([[torch.cos(angle), -torch.sin(angle)],
+                                                               [torch.sin(angle), torch.cos(angle)]])
+predicted = long_table[:-offset].double() @ rotation
+print(f"offset property: PE(p + {offset}) = PE(p) @ M for one fixed matrix M (a rotation in each "
+      f"sine/cosine pair), for all p: largest error {(predicted - long_table[offset:]).abs().max():.1e}")
+
+# %% [markdown]
+# The offset property is the reason for the design: moving $k$ positions is the same linear
+# map everywhere, so a layer can learn "look two characters back" once, for every position.
+# The encoding has no parameters and works for any length; the relations between positions,
+# however, must still be learned from data. (Many later models learn their position vectors
+# instead, as the Vision Transformer does in lesson 05.)
+#
+# ## 6. Character embeddings
+#
+# Attention works on vectors, so every character needs one. For a 26-letter alphabet and
+# vectors of size $d \geq 26$, a **one-hot** code (a 1 in the letter's position, zeros
+# elsewhere, padded to $d$) is a valid, parameter-free choice. For $d < 26$ there is no room
+# for a one-hot code, and a **learned embedding** maps each letter to a trainable $d$-vector:
+# `nn.Embedding(26, d)`, a table of $26d$ parameters. The lookup is a matrix product with the
+# one-hot code, just cheaper:
+
+# %%
+letters = torch.tensor([ord(c) - ord("a") for c in "attention"])
+one_hot = F.one_hot(letters, num_classes=26).float()                  # (9, 26)
+embedding = nn.Embedding(26, 8)
+print(f"one-hot codes {tuple(one_hot.shape)}; embedding table {tuple(embedding.weight.shape)}, "
+      f"{embedding.weight.numel()} parameters")
+print("embedding lookup = one-hot @ table:",
+      torch.allclose(embedding(letters), one_hot @ embedding.weight))
+
+# %% [markdown]
+# ## 7. What attention costs
+#
+# Compare two ways to transform a sequence $\mathbf{X}$ of $L$ tokens of size $d$ (biases
+# ignored):
+#
+# * two fully-connected layers applied to every token, $\mathbf{Y} = (\mathbf{X}\mathbf{W}^1)\mathbf{W}^2$,
+#   with $n$ neurons then $d$;
+# * a simplified self-attention without softmax,
+#   $\mathbf{Y} = (\mathbf{X}\mathbf{W}^Q)(\mathbf{X}\mathbf{W}^K)^\top(\mathbf{X}\mathbf{W}^V)\mathbf{W}^O$,
+#   all four matrices $d \times d$, computed from left to right.
+#
+# ### Exercise 5: the cost of attention
+#
+# Count parameters and floating-point operations (FLOPs). Multiplying an $a \times b$ matrix by
+# a $b \times c$ one takes $abc$ multiply-adds, i.e. $2abc$ FLOPs. (And before you start: what
+# is the shape of each output?)
+
+# %%
+def layer_costs(length: int, dim: int, hidden: int) -> dict[str, int]:
+    """{"fc_params", "fc_flops", "attention_params", "attention_flops"} for X of shape (L, d)."""
+    # TODO: four formulas in L = length, d = dim, n = hidden.
+    ### BEGIN SOLUTION
+    fc_flops = 2 * length * dim * hidden + 2 * length * hidden * dim
+    attention_flops = 4 * 2 * length * dim * dim + 2 * 2 * length * length * dim
+    return {"fc_params": 2 * dim * hidden, "fc_flops": fc_flops,
+            "attention_params": 4 * dim * dim, "attention_flops": attention_flops}
+    ### END SOLUTION
+
+
+# %%
+layer_costs = checks.check_layer_costs(layer_costs)
+
+
+def readable_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} TiB"
+
+
+DIM, HIDDEN = 1024, 2048
+print(f"{'L':>10s} {'FC params':>11s} {'FC GFLOPs':>11s} {'attn params':>12s} {'attn GFLOPs':>12s} "
+      f"{'L x L weights':>14s}")
+for length in (50, 784, 1_048_576):
+    costs = layer_costs(length, DIM, HIDDEN)
+    print(f"{length:10,d} {costs['fc_params']:11,d} {costs['fc_flops'] / 1e9:11,.1f} "
+          f"{costs['attention_params']:12,d} {costs['attention_flops'] / 1e9:12,.1f} "
+          f"{readable_bytes(4 * length ** 2):>14s}")  # float32 weights
+
+# %% [markdown]
+# The formulas: both outputs are $L \times d$;
+#
+# * fully-connected: $2dn$ parameters and $2Ldn + 2Lnd = 4Ldn$ FLOPs;
+# * attention: $4d^2$ parameters and $4 \cdot 2Ld^2$ FLOPs for the four projections plus
+#   $2 \cdot 2L^2d$ for the two $L \times L$ products, $8Ld^2 + 4L^2d$ in all.
+#
+# Fifty tokens are a sentence; 784 is a 28x28 image with one token per pixel; 1,048,576 a
+# 1024x1024 image. Both layers have the same parameters here ($n = 2d$), and the same output
+# shape. But the attention matrix alone, in float32, needs terabytes at the last length (last
+# column), and its FLOPs grow with $L^2$. The formulas can be checked against PyTorch's FLOP
+# counter: on real tensors where they fit in memory, and on PyTorch's "meta" device (shapes
+# only, nothing stored) for the longest sequence:
+
+# %%
+for length in (50, 784):
+    x = torch.randn(length, DIM)
+    w1, w2 = torch.randn(DIM, HIDDEN), torch.randn(HIDDEN, DIM)
+    wq, wk, wv, wo = (torch.randn(DIM, DIM) for _ in range(4))
+    with FlopCounterMode(display=False) as fc_counter:
+        (x @ w1) @ w2
+    with FlopCounterMode(display=False) as attention_counter:
+        (((x @ wq) @ (x @ wk).T) @ (x @ wv)) @ wo
+    costs = layer_costs(length, DIM, HIDDEN)
+    print(f"L = {length}: counted {fc_counter.get_total_flops():,} and "
+          f"{attention_counter.get_total_flops():,} FLOPs; formulas "
+          f"{costs['fc_flops']:,} and {costs['attention_flops']:,}")
+with torch.device("meta"):
+    x = torch.empty(1_048_576, DIM)
+    wq, wk, wv, wo = (torch.empty(DIM, DIM) for _ in range(4))
+    with FlopCounterMode(display=False) as attention_counter:
+        (((x @ wq) @ (x @ wk).T) @ (x @ wv)) @ wo
+print(f"L = 1,048,576 (meta tensors): counted {attention_counter.get_total_flops():,} attention "
+      f"FLOPs; formula {layer_costs(1_048_576, DIM, HIDDEN)['attention_flops']:,}")
+
+# %%
+lengths = np.unique(np.logspace(1, 6.1, 200).astype(int))
+attention_total = [layer_costs(int(L), DIM, HIDDEN)["attention_flops"] for L in lengths]
+fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.4))
+for hidden, style in ((HIDDEN, "-"), (4 * DIM, "--")):
+    fc = [layer_costs(int(L), DIM, hidden)["fc_flops"] for L in lengths]
+    left.plot(lengths, fc, style, label=f"two fully-connected layers, n = {hidden // DIM}d")
+    right.plot(lengths, np.divide(attention_total, fc), style, label=f"n = {hidden // DIM}d")
+    crossover = hidden - 2 * DIM
+    if crossover > 0:
+        right.axvline(crossover, color="grey", ls=":", lw=1)
+        right.annotate(f"L = n - 2d = {crossover:,}: attention\nstarts to cost more",
+                       (crossover, 1), xytext=(crossover * 2, 0.6), fontsize=9,
+                       arrowprops={"arrowstyle": "->"})
+left.plot(lengths, attention_total, label="simplified self-attention, total")
+left.plot(lengths, [4 * L ** 2 * DIM for L in lengths], ":", label="attention's L x L products alone")
+left.set(xscale="log", yscale="log", xlabel="sequence length L", ylabel="FLOPs",
+         title=f"Cost of one layer, d = {DIM}")
+right.axhline(1, color="black", lw=0.8)
+right.set(xscale="log", yscale="log", xlabel="sequence length L",
+          ylabel="attention FLOPs / fully-connected FLOPs", title="Where attention overtakes")
+left.legend()
+right.legend(loc="upper left")
+fig.tight_layout()
+
+# %% [markdown]
+# Attention costs more than the fully-connected layers once $8Ld^2 + 4L^2d > 4Ldn$, i.e. for
+# $L > n - 2d$. With the exercise's $n = 2d$ that is every length: attention is 38% dearer at
+# $L = 784$ already (9.1 against 6.6 GFLOPs). With the Transformer's usual feed-forward width
+# $n = 4d$, the crossover is at $L = 2d$, 2,048 tokens here. Beyond a few thousand tokens the
+# $L^2$ term dominates everything, and at a million tokens attention is hundreds of times more
+# expensive. This is why a Vision Transformer cannot treat every
+# pixel as a token and cuts the image into patches instead (lesson 05). (Without the softmax,
+# multiplying in another order, $\mathbf{Q}(\mathbf{K}^\top\mathbf{V})$, would avoid the
+# $L \times L$ matrix altogether; the softmax forbids that reordering, which is what "linear
+# attention" methods work around [Katharopoulos et al., 2020].)
+#
+# ## 8. Cross-attention
+#
+# In self-attention, queries, keys and values come from one sequence. In **cross-attention**
+# (or mutual attention) the queries come from one sequence, the *target*, and the keys and
+# values from another, the *source*: a question asked of a document, a caption looking at an
+# image, or, in section 1, the English being written looking at the French. There are as many
+# outputs as queries (the target's length), and the attention map is target length x source
+# length. The shapes, with the course's layer and random sequences:
+
+# %%
+cross_attention = MultiHeadAttention(16, 2)
+target_sequence, source_sequence = torch.randn(1, 12, 16), torch.randn(1, 30, 16)
+with torch.no_grad():
+    output, weights = cross_attention(target_sequence, source_sequence, source_sequence,
+                                      need_weights=True)
+print(f"queries from the target {tuple(target_sequence.shape)}, keys and values from the source "
+      f"{tuple(source_sequence.shape)} -> output {tuple(output.shape)}, weights "
+      f"{tuple(weights.shape)} = (batch, heads, target length, source length)")
+
+# %% [markdown]
+# And the maps of our trained translator of section 1 on held-out numbers:
+
+# %%
+# Two held-out numbers the model translates correctly, with different French constructions:
+translated = [int(n) for n in (test_numbers[correct["attention"]] if correct["attention"].any()
+                                else test_numbers)]
+examples = []
+for construction in ("soixante-dix", "quatre-vingt"):
+    candidates = [n for n in translated if construction in french(n) and n not in examples]
+    examples.append(max(candidates or translated, key=lambda n: len(french(n))))
+fig, axes = plt.subplots(1, len(examples), figsize=(7 * len(examples), 4.8))
+for ax, number in zip(np.atleast_1d(axes), examples):
+    source, _ = encode_numbers([number])
+    tokens, weights = translators["attention"].translate(source)
+    output = english_vocab.decode(tokens[0])
+    ax.imshow(weights[0, :len(output) + 1, :len(french(number))], cmap="Greys", aspect="auto")
+    visible = {" ": "\u00b7"}  # show spaces as a middle dot
+    ax.set_xticks(range(len(french(number))), [visible.get(c, c) for c in french(number)], fontsize=8)
+    ax.set_yticks(range(len(output) + 1), [visible.get(c, c) for c in output] + ["<eos>"], fontsize=8)
+    ax.set(xlabel="source (French), keys and values", ylabel="target (English), queries",
+           title=f"{number:,}: attention of each English character")
+fig.tight_layout()
+
+# %% [markdown]
+# Each row is one English character being written, and its dark cells are the French
+# characters it reads. (The encoder reads from left to right, so its state at a character
+# summarises the source *up to* that character: a dark cell stands for a stretch of text
+# ending there, not for one letter.) In these maps, the first letters of many English number
+# words read the French word with the same value: "four" reads "quatre", "three" reads
+# "trois", "seventy" reads the start of "soixante-dix", "eight" reads "huit" and "nine" reads
+# "neuf". "Ninety" reads the "vingt" of "quatre-vingt", where the French number starts to be
+# built. The letters in between ("thousand", "hundred", the ends of words) follow from what
+# has already been written and barely need the source. Nobody told the model which words
+# correspond: the alignment came from the translation loss alone. (These maps come from one
+# small model, trained once; the details change from run to run.)
+#
+# ## Summary
+#
+# * A single fixed context vector is a bottleneck; attention recomputes the context at every
+#   output step as a weighted average of all encoder states, with weights summing to 1.
+# * Attention is a soft, differentiable search: queries are compared with keys, and the
+#   values are averaged with the softmax of the scores. Masks hide keys by setting their
+#   scores to $-\infty$.
+# * Dot products of $d$-dimensional vectors spread as $\sqrt{d}$; dividing by $\sqrt{d}$ keeps
+#   the softmax from saturating and the gradients alive.
+# * Self-attention takes Q, K and V from one sequence and computes all outputs in parallel;
+#   multi-head attention runs several smaller attentions side by side.
+# * Self-attention is permutation-equivariant; positional encodings inject order. Sinusoidal
+#   ones are unique, bounded, parameter-free, work for any length, and turn offsets into
+#   fixed linear maps.
+# * Attention's cost grows with $L^2$ in compute and memory: it costs more than a two-layer
+#   fully-connected block of width $n$ once $L > n - 2d$ (2,048 tokens for $d = 1024$ and the
+#   usual $n = 4d$), which is why images are cut into patches.
+# * Cross-attention takes queries from the target and keys and values from the source; its
+#   map is target length x source length.
+#
+# ## References
+#
+# * I. Sutskever, O. Vinyals, Q. V. Le, "Sequence to Sequence Learning with Neural Networks",
+#   NeurIPS 2014; K. Cho et al., "Learning Phrase Representations using RNN Encoder-Decoder for
+#   Statistical Machine Translation", EMNLP 2014.
+# * D. Bahdanau, K. Cho, Y. Bengio, "Neural Machine Translation by Jointly Learning to Align and
+#   Translate", ICLR 2015.
+# * M.-T. Luong, H. Pham, C. D. Manning, "Effective Approaches to Attention-based Neural Machine
+#   Translation", EMNLP 2015.
+# * A. Vaswani et al., "Attention Is All You Need", NeurIPS 2017.
+# * T. Dao, D. Y. Fu, S. Ermon, A. Rudra, C. Ré, "FlashAttention: Fast and Memory-Efficient
+#   Exact Attention with IO-Awareness", NeurIPS 2022.
+# * A. Katharopoulos, A. Vyas, N. Pappas, F. Fleuret, "Transformers are RNNs: Fast
+#   Autoregressive Transformers with Linear Attention", ICML 2020.
