@@ -1,0 +1,147 @@
+"""The Transformer encoder-decoder [Vaswani et al., 2017], built from course_utils.attention.
+
+Written out in lesson 04; the Vision Transformer of lesson 05 reuses :class:`EncoderLayer`.
+Tensors are batch first: (N, L, d). Masks are boolean, True where attention is allowed.
+
+* :class:`EncoderLayer`: self-attention, then a two-layer feed-forward network, each wrapped
+  in a residual connection and a layer norm (after the addition, "post-norm", as in the
+  original paper; or before the sub-layer, "pre-norm", with ``norm_first=True``);
+* :class:`DecoderLayer`: causal self-attention, cross-attention into the encoder's output,
+  feed-forward, each with residual and layer norm;
+* :class:`Seq2SeqTransformer`: embeddings + sinusoidal positions, a stack of each, a linear
+  layer to the target vocabulary, and greedy decoding.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from course_utils.attention import MultiHeadAttention, SinusoidalPositionalEncoding
+
+
+class FeedForward(nn.Sequential):
+    """The per-position two-layer network: d -> hidden -> d with a ReLU in between."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
+        super().__init__(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+
+
+class EncoderLayer(nn.Module):
+    """x -> x + SelfAttention(x) -> + FeedForward, with layer norms (post- or pre-norm)."""
+
+    def __init__(self, dim: int, num_heads: int, hidden: int, *, dropout: float = 0.0,
+                 norm_first: bool = False, fused: bool = False):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(dim, num_heads, fused=fused)
+        self.feed_forward = FeedForward(dim, hidden, dropout)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.norm_first = norm_first
+
+    def _attend(self, x, mask):
+        return self.dropout(self.self_attention(x, x, x, mask))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.norm_first:
+            x = x + self._attend(self.norm1(x), mask)
+            return x + self.dropout(self.feed_forward(self.norm2(x)))
+        x = self.norm1(x + self._attend(x, mask))
+        return self.norm2(x + self.dropout(self.feed_forward(x)))
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross-attention into ``memory`` (the encoder output), feed-forward."""
+
+    def __init__(self, dim: int, num_heads: int, hidden: int, *, dropout: float = 0.0,
+                 norm_first: bool = False, fused: bool = False, max_length: int = 128):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(dim, num_heads, fused=fused, causal=True,
+                                                 max_length=max_length)
+        self.cross_attention = MultiHeadAttention(dim, num_heads, fused=fused)
+        self.feed_forward = FeedForward(dim, hidden, dropout)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.norm_first = norm_first
+
+    def forward(self, y: torch.Tensor, memory: torch.Tensor, target_mask: torch.Tensor | None = None,
+                memory_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``target_mask`` hides target keys (e.g. padding); the causal mask is always applied.
+        ``memory_mask`` hides source positions (padding) from the cross-attention."""
+        def self_attend(z):
+            return self.dropout(self.self_attention(z, z, z, target_mask))
+
+        def cross_attend(z):
+            return self.dropout(self.cross_attention(z, memory, memory, memory_mask))
+
+        if self.norm_first:
+            y = y + self_attend(self.norm1(y))
+            y = y + cross_attend(self.norm2(y))
+            return y + self.dropout(self.feed_forward(self.norm3(y)))
+        y = self.norm1(y + self_attend(y))
+        y = self.norm2(y + cross_attend(y))
+        return self.norm3(y + self.dropout(self.feed_forward(y)))
+
+
+class Seq2SeqTransformer(nn.Module):
+    """Token ids in, logits over the target vocabulary out; padding id ``pad_id`` is masked."""
+
+    def __init__(self, *, source_vocab_size: int, target_vocab_size: int, dim: int = 64,
+                 num_heads: int = 4, hidden: int = 256, num_encoder_layers: int = 2,
+                 num_decoder_layers: int = 2, dropout: float = 0.0, norm_first: bool = False,
+                 pad_id: int = 0, max_length: int = 128):
+        super().__init__()
+        self.dim, self.pad_id = dim, pad_id
+        self.source_embedding = nn.Embedding(source_vocab_size, dim)
+        self.target_embedding = nn.Embedding(target_vocab_size, dim)
+        self.positions = SinusoidalPositionalEncoding(dim, max_length)
+        self.encoder = nn.ModuleList([EncoderLayer(dim, num_heads, hidden, dropout=dropout,
+                                                   norm_first=norm_first)
+                                      for _ in range(num_encoder_layers)])
+        self.decoder = nn.ModuleList([DecoderLayer(dim, num_heads, hidden, dropout=dropout,
+                                                   norm_first=norm_first, max_length=max_length)
+                                      for _ in range(num_decoder_layers)])
+        # Pre-norm stacks end with one more layer norm, as their sub-layers' outputs are raw sums.
+        self.encoder_norm = nn.LayerNorm(dim) if norm_first else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(dim) if norm_first else nn.Identity()
+        self.output = nn.Linear(dim, target_vocab_size)
+
+    def _embed(self, embedding, tokens):
+        return self.positions(embedding(tokens) * math.sqrt(self.dim))
+
+    def encode(self, source: torch.Tensor):
+        """(memory (N, L_x, d), source mask (N, 1, 1, L_x))."""
+        source_mask = (source != self.pad_id)[:, None, None, :]
+        x = self._embed(self.source_embedding, source)
+        for layer in self.encoder:
+            x = layer(x, source_mask)
+        return self.encoder_norm(x), source_mask
+
+    def decode(self, target_in: torch.Tensor, memory: torch.Tensor, source_mask: torch.Tensor):
+        """Logits (N, L_y, vocabulary) for every target position at once (teacher forcing)."""
+        target_mask = (target_in != self.pad_id)[:, None, None, :]  # targets start with <bos>
+        y = self._embed(self.target_embedding, target_in)
+        for layer in self.decoder:
+            y = layer(y, memory, target_mask, source_mask)
+        return self.output(self.decoder_norm(y))
+
+    def forward(self, source: torch.Tensor, target_in: torch.Tensor) -> torch.Tensor:
+        memory, source_mask = self.encode(source)
+        return self.decode(target_in, memory, source_mask)
+
+    @torch.no_grad()
+    def greedy_decode(self, source: torch.Tensor, *, bos_id: int, eos_id: int,
+                      max_length: int = 100) -> torch.Tensor:
+        """Generate one token at a time, feeding back the most likely one, until every row has
+        produced ``eos_id`` (or ``max_length`` tokens). Returns (N, generated) without <bos>."""
+        memory, source_mask = self.encode(source)
+        tokens = torch.full((len(source), 1), bos_id, dtype=torch.long, device=source.device)
+        finished = torch.zeros(len(source), dtype=torch.bool, device=source.device)
+        for _ in range(max_length):
+            next_token = self.decode(tokens, memory, source_mask)[:, -1].argmax(dim=-1)
+            next_token = next_token.masked_fill(finished, self.pad_id)
+            tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+            finished |= next_token == eos_id
+            if finished.all():
+                break
+        return tokens[:, 1:]
