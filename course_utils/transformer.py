@@ -89,17 +89,18 @@ class Seq2SeqTransformer(nn.Module):
     def __init__(self, *, source_vocab_size: int, target_vocab_size: int, dim: int = 64,
                  num_heads: int = 4, hidden: int = 256, num_encoder_layers: int = 2,
                  num_decoder_layers: int = 2, dropout: float = 0.0, norm_first: bool = False,
-                 pad_id: int = 0, max_length: int = 128):
+                 pad_id: int = 0, max_length: int = 128, fused: bool = False):
         super().__init__()
         self.dim, self.pad_id = dim, pad_id
         self.source_embedding = nn.Embedding(source_vocab_size, dim)
         self.target_embedding = nn.Embedding(target_vocab_size, dim)
         self.positions = SinusoidalPositionalEncoding(dim, max_length)
         self.encoder = nn.ModuleList([EncoderLayer(dim, num_heads, hidden, dropout=dropout,
-                                                   norm_first=norm_first)
+                                                   norm_first=norm_first, fused=fused)
                                       for _ in range(num_encoder_layers)])
         self.decoder = nn.ModuleList([DecoderLayer(dim, num_heads, hidden, dropout=dropout,
-                                                   norm_first=norm_first, max_length=max_length)
+                                                   norm_first=norm_first, max_length=max_length,
+                                                   fused=fused)
                                       for _ in range(num_decoder_layers)])
         # Pre-norm stacks end with one more layer norm, as their sub-layers' outputs are raw sums.
         self.encoder_norm = nn.LayerNorm(dim) if norm_first else nn.Identity()

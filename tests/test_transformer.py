@@ -98,3 +98,13 @@ def test_greedy_decoding_stops_and_pads():
         logits = model(source, torch.cat([torch.ones(2, 1, dtype=torch.long), tokens[:, :-1]], 1))
     first = logits[:, 0].argmax(-1)
     assert torch.equal(first, tokens[:, 0])
+
+
+def test_fused_and_manual_models_agree():
+    manual = small_model()
+    fused = small_model(fused=True)
+    fused.load_state_dict(manual.state_dict())
+    source = torch.tensor([[4, 5, 6, 0], [7, 8, 9, 10]])
+    target = torch.tensor([[1, 3, 4, 0], [1, 5, 6, 7]])
+    with torch.no_grad():
+        assert torch.allclose(manual(source, target), fused(source, target), atol=1e-5)
