@@ -6,6 +6,8 @@ from torch import nn
 from course_utils.cnn import SqueezeExcite
 from course_utils.exercises import lesson02
 
+from exercise_attempts import assert_undone_wrong_and_right  # tests/exercise_attempts.py
+
 
 def test_references_match_torch():
     conv = nn.Conv2d(3, 64, 11, stride=4, padding=2)
@@ -32,10 +34,6 @@ def test_receptive_field_matches_gradient_footprint():
     out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
     rows = torch.nonzero(x.grad[0, 0].sum(dim=1))
     assert rows.max() - rows.min() + 1 == lesson02.receptive_field(layers)
-
-
-def _todo(*args, **kwargs):
-    raise NotImplementedError
 
 
 class NotDoneSE(nn.Module):
@@ -97,19 +95,7 @@ CASES = [
 
 @pytest.mark.parametrize("check, reference, wrong, hint", CASES, ids=[c[1].__name__ for c in CASES])
 def test_undone_wrong_and_right(check, reference, wrong, hint, capsys):
-    undone = NotDoneSE if isinstance(reference, type) else _todo
-    assert check(undone) is reference
-    assert "not implemented yet" in capsys.readouterr().out
-    assert check(wrong) is reference
-    out = capsys.readouterr().out
-    assert "\N{CROSS MARK}" in out and hint in out
-    if isinstance(reference, type):
-        right = type("Mine", (reference,), {})
-    else:
-        def right(*args, **kwargs):
-            return reference(*args, **kwargs)
-    assert check(right) is right
-    assert "\N{WHITE HEAVY CHECK MARK}" in capsys.readouterr().out
+    assert_undone_wrong_and_right(check, reference, wrong, hint, capsys, not_done_class=NotDoneSE)
 
 
 def test_module_with_wrong_parameter_names_is_explained(capsys):
