@@ -35,11 +35,14 @@ def _check_mask(mask: torch.Tensor, scores_shape) -> torch.Tensor:
     if mask.dtype != torch.bool:
         raise TypeError(f"mask must be boolean (True = may attend), got {mask.dtype}")
     try:
-        expanded = mask.expand(scores_shape)
+        broadcast = torch.broadcast_shapes(mask.shape, scores_shape)
     except RuntimeError:
+        broadcast = None
+    if broadcast != torch.Size(scores_shape):
         raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the "
-                         f"attention scores of shape {tuple(scores_shape)}") from None
-    if not expanded.any(dim=-1).all():
+                         f"attention scores of shape {tuple(scores_shape)}")
+    # Rows of the broadcast mask are copies of the mask's own rows: checking these is enough.
+    if not mask.any(dim=-1).all():
         raise ValueError("the mask hides every key from some query: its softmax would be 0/0. "
                          "Every query needs at least one key it may attend to.")
     return mask
