@@ -48,6 +48,13 @@ def _check_mask(mask: torch.Tensor, scores_shape) -> torch.Tensor:
     return mask
 
 
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax over the last axis; where ``mask`` (broadcast to ``scores``) is False, exactly 0."""
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1)
+
+
 def scaled_dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                                  mask: torch.Tensor | None = None, *, fused: bool = False):
     """softmax(Q K^T / sqrt(d) + mask) V. Returns ``(output, weights)``.
@@ -70,9 +77,7 @@ def scaled_dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: 
         output = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask)
         return output, None
     scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])  # (..., L_q, L_k)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)
+    weights = masked_softmax(scores, mask)
     return weights @ value, weights
 
 

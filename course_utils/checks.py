@@ -288,8 +288,9 @@ def check_module(student_cls, reference_cls, cases: Sequence[Case], *, exercise:
                 torch.manual_seed(0)
                 reference = reference_cls(**init_kwargs)
                 module = module_cls(**init_kwargs)
-            _match_state(module, reference.state_dict())
-            module.load_state_dict(reference.state_dict())
+            state = reference.state_dict()
+            _match_state(module, state)
+            module.load_state_dict(state)
             return module(inputs)
         return run
 

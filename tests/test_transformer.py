@@ -6,17 +6,17 @@ from course_utils.attention import causal_mask
 from course_utils.transformer import DecoderLayer, EncoderLayer, Seq2SeqTransformer
 
 
-def copy_attention(ours, theirs):
-    ours.load_from_torch(theirs)
-
-
 @torch.no_grad()
-def load_torch_encoder_layer(ours: EncoderLayer, theirs: nn.TransformerEncoderLayer):
-    copy_attention(ours.self_attention, theirs.self_attn)
+def load_torch_layer(ours, theirs):
+    """Copy an nn.TransformerEncoderLayer or nn.TransformerDecoderLayer into our layer."""
+    ours.self_attention.load_from_torch(theirs.self_attn)
+    if hasattr(theirs, "multihead_attn"):
+        ours.cross_attention.load_from_torch(theirs.multihead_attn)
     ours.feed_forward[0].load_state_dict(theirs.linear1.state_dict())
     ours.feed_forward[3].load_state_dict(theirs.linear2.state_dict())
-    ours.norm1.load_state_dict(theirs.norm1.state_dict())
-    ours.norm2.load_state_dict(theirs.norm2.state_dict())
+    for index in (1, 2, 3):
+        if hasattr(theirs, f"norm{index}"):
+            getattr(ours, f"norm{index}").load_state_dict(getattr(theirs, f"norm{index}").state_dict())
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -25,7 +25,7 @@ def test_encoder_layer_matches_torch(norm_first):
     theirs = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, dropout=0.0, batch_first=True,
                                         norm_first=norm_first).eval()
     ours = EncoderLayer(16, 4, 32, norm_first=norm_first).eval()
-    load_torch_encoder_layer(ours, theirs)
+    load_torch_layer(ours, theirs)
     x = torch.randn(3, 7, 16)
     keep = torch.ones(3, 7, dtype=torch.bool)
     keep[1, 5:] = False  # padding in the second sequence
@@ -40,13 +40,7 @@ def test_decoder_layer_matches_torch(norm_first):
     theirs = nn.TransformerDecoderLayer(16, 2, dim_feedforward=24, dropout=0.0, batch_first=True,
                                         norm_first=norm_first).eval()
     ours = DecoderLayer(16, 2, 24, norm_first=norm_first).eval()
-    with torch.no_grad():
-        ours.self_attention.load_from_torch(theirs.self_attn)
-        ours.cross_attention.load_from_torch(theirs.multihead_attn)
-        ours.feed_forward[0].load_state_dict(theirs.linear1.state_dict())
-        ours.feed_forward[3].load_state_dict(theirs.linear2.state_dict())
-        for index in (1, 2, 3):
-            getattr(ours, f"norm{index}").load_state_dict(getattr(theirs, f"norm{index}").state_dict())
+    load_torch_layer(ours, theirs)
     y, memory = torch.randn(2, 5, 16), torch.randn(2, 9, 16)
     expected = theirs(y, memory, tgt_mask=~causal_mask(5))
     assert torch.allclose(ours(y, memory), expected, atol=1e-5)

