@@ -275,12 +275,14 @@ def _match_state(module, expected_state: dict) -> None:
 
 
 def check_module(student_cls, reference_cls, cases: Sequence[Case], *, exercise: str,
-                 atol: float = 1e-5, rtol: float = 1e-4) -> type:
-    """Check an ``nn.Module`` class: each case is ``Case(name, (init_kwargs, input))``.
+                 atol: float = 1e-5, rtol: float = 1e-4, diagnose: Callable | None = None) -> type:
+    """Check an ``nn.Module`` class: each case is ``Case(name, (init_kwargs, input))``; a
+    tuple input is passed as several arguments.
 
     Both classes are built with the same arguments; the reference's weights are loaded into the
     learner's module (so parameter names and shapes must match the instructions), then the
-    outputs on the input are compared. Returns the class the notebook should use next.
+    outputs on the input are compared. ``diagnose`` is as in :func:`run_check`. Returns the
+    class the notebook should use next.
     """
     def output_of(module_cls):
         def run(init_kwargs, inputs):
@@ -291,13 +293,13 @@ def check_module(student_cls, reference_cls, cases: Sequence[Case], *, exercise:
             state = reference.state_dict()
             _match_state(module, state)
             module.load_state_dict(state)
-            return module(inputs)
+            return module(*inputs) if isinstance(inputs, tuple) else module(inputs)
         return run
 
     if student_cls is reference_cls:
         result = run_check(student_cls, reference_cls, cases, exercise=exercise)
     else:
         result = run_check(output_of(student_cls), output_of(reference_cls), cases,
-                           exercise=exercise, atol=atol, rtol=rtol)
+                           exercise=exercise, atol=atol, rtol=rtol, diagnose=diagnose)
     report(result)
     return student_cls if result.passed else reference_cls

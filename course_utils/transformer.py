@@ -106,6 +106,12 @@ class Seq2SeqTransformer(nn.Module):
         self.encoder_norm = nn.LayerNorm(dim) if norm_first else nn.Identity()
         self.decoder_norm = nn.LayerNorm(dim) if norm_first else nn.Identity()
         self.output = nn.Linear(dim, target_vocab_size)
+        # Embeddings are multiplied by sqrt(dim) below, as in the paper; starting them with
+        # standard deviation 1/sqrt(dim) makes token vectors and positional encodings equally
+        # large. (PyTorch's default, std 1, would make tokens sqrt(dim) times larger and drown
+        # the positions: the model then learns far more slowly.)
+        for embedding in (self.source_embedding, self.target_embedding):
+            nn.init.normal_(embedding.weight, std=dim ** -0.5)
 
     def _embed(self, embedding, tokens):
         return self.positions(embedding(tokens) * math.sqrt(self.dim))
@@ -130,19 +136,30 @@ class Seq2SeqTransformer(nn.Module):
         memory, source_mask = self.encode(source)
         return self.decode(target_in, memory, source_mask)
 
-    @torch.no_grad()
     def greedy_decode(self, source: torch.Tensor, *, bos_id: int, eos_id: int,
                       max_length: int = 100) -> torch.Tensor:
-        """Generate one token at a time, feeding back the most likely one, until every row has
-        produced ``eos_id`` (or ``max_length`` tokens). Returns (N, generated) without <bos>."""
-        memory, source_mask = self.encode(source)
-        tokens = torch.full((len(source), 1), bos_id, dtype=torch.long, device=source.device)
-        finished = torch.zeros(len(source), dtype=torch.bool, device=source.device)
-        for _ in range(max_length):
-            next_token = self.decode(tokens, memory, source_mask)[:, -1].argmax(dim=-1)
-            next_token = next_token.masked_fill(finished, self.pad_id)
-            tokens = torch.cat([tokens, next_token[:, None]], dim=1)
-            finished |= next_token == eos_id
-            if finished.all():
-                break
-        return tokens[:, 1:]
+        """See :func:`greedy_decode`."""
+        return greedy_decode(self, source, bos_id=bos_id, eos_id=eos_id, max_length=max_length)
+
+
+@torch.no_grad()
+def greedy_decode(model, source: torch.Tensor, *, bos_id: int, eos_id: int,
+                  max_length: int = 100) -> torch.Tensor:
+    """Generate one token at a time, feeding back the most likely one, until every row has
+    produced ``eos_id`` (or ``max_length`` tokens); after its <eos> a row gets ``model.pad_id``.
+
+    ``model`` needs ``encode(source) -> (memory, source_mask)``, ``decode(tokens, memory,
+    source_mask) -> logits (N, T, vocabulary)`` and ``pad_id``. Returns (N, generated), without
+    the leading <bos>.
+    """
+    memory, source_mask = model.encode(source)
+    tokens = torch.full((len(source), 1), bos_id, dtype=torch.long, device=source.device)
+    finished = torch.zeros(len(source), dtype=torch.bool, device=source.device)
+    for _ in range(max_length):
+        next_token = model.decode(tokens, memory, source_mask)[:, -1].argmax(dim=-1)
+        next_token = next_token.masked_fill(finished, model.pad_id)
+        tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+        finished |= next_token == eos_id
+        if finished.all():
+            break
+    return tokens[:, 1:]

@@ -154,3 +154,115 @@ def attention_query_widget(keys, key_names: Sequence[str]):
         draw, angle=ipywidgets.FloatSlider(value=30, min=-180, max=180, step=5, description="angle"),
         length=ipywidgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1.3, step=0.05,
                                          description="length"))
+
+
+def _word_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, word) for each word of ``text``, split at spaces and hyphens; each span
+    also covers the separator after its word, so the spans cover the whole text."""
+    spans, start = [], 0
+    for position, char in enumerate(text):
+        if char in " -":
+            if position > start:
+                spans.append((start, position + 1, text[start:position]))
+            elif spans:  # two separators in a row: the second joins the previous word
+                spans[-1] = (spans[-1][0], position + 1, spans[-1][2])
+            start = position + 1
+    if start < len(text):
+        spans.append((start, len(text), text[start:]))
+    return spans
+
+
+def _word_ticks(text: str):
+    """Centres and names of the words of ``text``, and the positions of the separators."""
+    spans = _word_spans(text)
+    centres = [(start + start + len(word) - 1) / 2 for start, _, word in spans]
+    separators = [position for position, char in enumerate(text) if char in " -"]
+    return centres, [word for _, _, word in spans], separators
+
+
+def word_attention(weights, source: str, output: str) -> np.ndarray:
+    """Character-level maps (..., len(output), len(source)) summed into words: the weight each
+    English word (averaged over its characters) gives to each French word (summed over its
+    characters). Rows still sum to 1."""
+    weights = np.asarray(weights, dtype=np.float64)
+    rows = [weights[..., start:end, :].mean(axis=-2) for start, end, _ in _word_spans(output)]
+    by_rows = np.stack(rows, axis=-2)
+    columns = [by_rows[..., start:end].sum(axis=-1) for start, end, _ in _word_spans(source)]
+    return np.stack(columns, axis=-1)
+
+
+def cross_attention_figure(source: str, output: str, weights, *, layers: Sequence[int] | None = None,
+                           by_words: bool = False, title: str = ""):
+    """Cross-attention maps of a translation: one panel per (decoder layer, head).
+
+    ``weights`` has shape (layers, heads, len(output), len(source)) (row t: where output
+    character t looked in the source). Character maps are labelled by words, with thin lines
+    at the spaces and hyphens; ``by_words`` sums them into word-to-word maps
+    (:func:`word_attention`) and prints the weights. ``layers`` picks the layers to draw.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 4 or weights.shape[2:] != (len(output), len(source)):
+        raise ValueError(f"weights must have shape (layers, heads, {len(output)}, {len(source)}), "
+                         f"got {weights.shape}")
+    layers = list(range(weights.shape[0])) if layers is None else list(layers)
+    heads = weights.shape[1]
+    source_words = [word for _, _, word in _word_spans(source)]
+    output_words = [word for _, _, word in _word_spans(output)]
+    if by_words:
+        weights = word_attention(weights, source, output)
+        x_ticks, y_ticks = (range(len(source_words)), source_words), (range(len(output_words)), output_words)
+        x_lines = y_lines = []
+    else:
+        x_centres, _, x_lines = _word_ticks(source)
+        y_centres, _, y_lines = _word_ticks(output)
+        x_ticks, y_ticks = (x_centres, source_words), (y_centres, output_words)
+    fig, axes = plt.subplots(len(layers), heads, figsize=(3.3 * heads + 1, 3.3 * len(layers) + 0.6),
+                             squeeze=False, layout="constrained")
+    for row, layer in enumerate(layers):
+        for head in range(heads):
+            ax = axes[row, head]
+            panel = weights[layer, head]
+            image = ax.imshow(panel, cmap="viridis", vmin=0, vmax=1, aspect="auto",
+                              interpolation="nearest")
+            if by_words:
+                for (y, x), value in np.ndenumerate(panel):
+                    if value >= 0.1:
+                        ax.text(x, y, f"{value:.1f}"[1:] if value < 1 else "1", ha="center",
+                                va="center", fontsize=6, color="black" if value > 0.6 else "white")
+            for position in x_lines:
+                ax.axvline(position, color="white", lw=0.4, alpha=0.5)
+            for position in y_lines:
+                ax.axhline(position, color="white", lw=0.4, alpha=0.5)
+            ax.set_xticks(*x_ticks, rotation=60, ha="right", fontsize=7)
+            ax.set_yticks(*y_ticks, fontsize=7)
+            ax.set_title(f"decoder layer {layer + 1}, head {head + 1}", fontsize=9)
+            if head == 0:
+                ax.set_ylabel("English, as written")
+            if row == len(layers) - 1:
+                ax.set_xlabel("French source")
+    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def translation_widget(translate, max_number: int, num_layers: int, value: int = 97):
+    """Type a number: its translation and cross-attention maps (see :func:`cross_attention_figure`).
+
+    ``translate(number)`` returns (french, english_written, expected_english, weights).
+    """
+    import ipywidgets
+
+    def draw(number, layer, by_words):
+        source, output, expected, weights = translate(number)
+        verdict = "correct" if output == expected else f"wrong, expected '{expected}'"
+        layers = None if layer == "all" else [layer - 1]
+        cross_attention_figure(source, output, weights, layers=layers, by_words=by_words,
+                               title=f"{number:,}: '{source}' -> '{output}' ({verdict})")
+        plt.show()  # returning the figure too would make ipywidgets display it twice
+
+    return ipywidgets.interactive(
+        draw, number=ipywidgets.BoundedIntText(value=value, min=1, max=max_number, description="number"),
+        layer=ipywidgets.Dropdown(options=["all", *range(1, num_layers + 1)], value="all",
+                                  description="layer"),
+        by_words=ipywidgets.Checkbox(value=True, description="sum into words"))

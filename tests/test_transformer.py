@@ -102,3 +102,12 @@ def test_fused_and_manual_models_agree():
     target = torch.tensor([[1, 3, 4, 0], [1, 5, 6, 7]])
     with torch.no_grad():
         assert torch.allclose(manual(source, target), fused(source, target), atol=1e-5)
+
+
+def test_token_and_position_signals_start_equally_large():
+    model = Seq2SeqTransformer(source_vocab_size=30, target_vocab_size=30, dim=32)
+    tokens = torch.arange(30)[None]
+    embedded = model.source_embedding(tokens) * 32 ** 0.5  # what _embed adds the positions to
+    positions = model.positions.table[:30]
+    ratio = embedded.norm(dim=-1).mean() / positions.norm(dim=-1).mean()
+    assert 0.7 < ratio < 1.4

@@ -67,3 +67,44 @@ def test_attention_query_figure_and_widget():
     widget = widgets.attention_query_widget(keys, ["a", "b", "c"])
     assert {child.description for child in widget.children[:2]} == {"angle", "length"}
     plt.close("all")
+
+
+def test_cross_attention_figure_and_translation_widget():
+    weights = np.random.default_rng(0).dirichlet(np.ones(5), size=(2, 3, 4))  # (layers, heads, 4, 5)
+    fig = widgets.cross_attention_figure("un b", "one", weights[:, :, :3, :4].copy(), title="t")
+    assert len(fig.axes) == 6 + 1  # and the colour bar
+    plt.close(fig)
+    fig = widgets.cross_attention_figure("un b", "one", weights[:, :, :3, :4], layers=[1])
+    assert len(fig.axes) == 3 + 1
+    plt.close(fig)
+    with pytest.raises(ValueError, match="shape"):
+        widgets.cross_attention_figure("un", "one", weights)
+
+    def translate(number):
+        return "un b", "one", "one", weights[:, :, :3, :4]
+
+    widget = widgets.translation_widget(translate, max_number=9, num_layers=2, value=1)
+    assert [child.description for child in widget.children[:3]] == ["number", "layer", "sum into words"]
+    assert widget.children[1].options == ("all", 1, 2)
+    plt.close("all")
+
+
+def test_word_ticks_label_words_and_mark_separators():
+    centres, words, separators = widgets._word_ticks("vingt et un-deux")
+    assert words == ["vingt", "et", "un", "deux"]
+    assert centres == [2.0, 6.5, 9.5, 13.5]
+    assert separators == [5, 8, 11]
+    assert widgets._word_spans("a  bc-d") == [(0, 3, "a"), (3, 6, "bc"), (6, 7, "d")]
+
+
+def test_word_attention_keeps_rows_summing_to_one():
+    source, output = "vingt et un", "twenty-one"
+    weights = np.random.default_rng(1).dirichlet(np.ones(len(source)), size=(2, 3, len(output)))
+    words = widgets.word_attention(weights, source, output)
+    assert words.shape == (2, 3, 2, 3)
+    assert np.allclose(words.sum(-1), 1.0)
+    one_hot = np.zeros((len(output), len(source)))
+    one_hot[:, 9] = 1.0  # every English character reads the "u" of "un"
+    assert np.allclose(widgets.word_attention(one_hot, source, output), [[0, 0, 1], [0, 0, 1]])
+    fig = widgets.cross_attention_figure(source, output, weights, by_words=True)
+    plt.close(fig)

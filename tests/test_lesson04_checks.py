@@ -1,0 +1,128 @@
+import pytest
+import torch
+from torch import nn
+
+from course_utils import transformer
+from course_utils.exercises import lesson04
+
+from exercise_attempts import assert_undone_wrong_and_right  # tests/exercise_attempts.py
+
+
+class NotDone(nn.Module):
+    def __init__(self, dim, num_heads, hidden):
+        super().__init__()
+        raise NotImplementedError
+
+
+def mask_without_diagonal(length):
+    return torch.ones(length, length, dtype=torch.bool).tril(diagonal=-1)
+
+
+class DecoderWithoutCausalMask(lesson04.DecoderLayer):
+    def forward(self, y, memory, memory_mask=None):
+        y = self.norm1(y + self.self_attention(y, y, y))
+        y = self.norm2(y + self.cross_attention(y, memory, memory, memory_mask))
+        return self.norm3(y + self.feed_forward(y))
+
+
+def shift_left(labels, bos_id):
+    return torch.cat([labels[:, 1:], torch.zeros_like(labels[:, :1])], dim=1)
+
+
+def decode_keeping_bos(model, source, *, bos_id, eos_id, max_length=100):
+    tokens = lesson04.greedy_decode(model, source, bos_id=bos_id, eos_id=eos_id, max_length=max_length)
+    return torch.cat([torch.full_like(tokens[:, :1], bos_id), tokens], dim=1)
+
+
+CASES = [
+    (lesson04.check_causal_mask, lesson04.causal_mask, mask_without_diagonal, "diagonal is missing"),
+    (lesson04.check_decoder_layer, lesson04.DecoderLayer, DecoderWithoutCausalMask,
+     "pass causal_mask(L_y)"),
+    (lesson04.check_shift_right, lesson04.shift_right, shift_left, "shifts left"),
+    (lesson04.check_greedy_decode, lesson04.greedy_decode, decode_keeping_bos, "without the leading <bos>"),
+]
+
+
+@pytest.mark.parametrize("check, reference, wrong, hint", CASES, ids=[c[1].__name__ for c in CASES])
+def test_undone_wrong_and_right(check, reference, wrong, hint, capsys):
+    assert_undone_wrong_and_right(check, reference, wrong, hint, capsys, not_done_class=NotDone)
+
+
+def test_reference_decoder_layer_is_the_packages_post_norm_layer():
+    torch.manual_seed(0)
+    ours = lesson04.DecoderLayer(16, 4, 32)
+    package = transformer.DecoderLayer(16, 4, 32, norm_first=False)
+    package.load_state_dict(ours.state_dict())
+    y, memory, memory_mask = lesson04._decoder_inputs(0, 3, 6, 8, 16, True)
+    with torch.no_grad():
+        assert torch.allclose(ours(y, memory, memory_mask), package(y, memory, None, memory_mask), atol=1e-6)
+
+
+@pytest.mark.parametrize("slip", list(lesson04._DECODER_SLIPS))
+def test_each_decoder_slip_is_named(slip, capsys):
+    class Slipped(lesson04._Slips):
+        def __init__(self, dim, num_heads, hidden):
+            super().__init__(slip, dim=dim, num_heads=num_heads, hidden=hidden)
+
+    assert lesson04.check_decoder_layer(Slipped) is lesson04.DecoderLayer
+    assert lesson04._DECODER_SLIPS[slip] in capsys.readouterr().out
+
+
+def test_other_slips_are_named(capsys):
+    lesson04.check_causal_mask(lambda length: ~lesson04.causal_mask(length))
+    assert "inverted" in capsys.readouterr().out
+    lesson04.check_causal_mask(lambda length: lesson04.causal_mask(length).T)
+    assert "transpose" in capsys.readouterr().out
+    lesson04.check_causal_mask(lambda length: lesson04.causal_mask(length).float())
+    assert "torch.bool" in capsys.readouterr().out
+
+    lesson04.check_shift_right(lambda labels, bos_id: torch.cat(
+        [torch.full_like(labels[:, :1], bos_id), labels], dim=1))
+    assert "drop the last" in capsys.readouterr().out
+    lesson04.check_shift_right(lambda labels, bos_id: labels.clone())
+    assert "the character it must predict" in capsys.readouterr().out
+
+    def shift_in_place(labels, bos_id):
+        labels[:, 1:] = labels[:, :-1].clone()
+        labels[:, 0] = bos_id
+        return labels
+
+    lesson04.check_shift_right(shift_in_place)
+    assert "in place" in capsys.readouterr().out
+
+
+def test_greedy_decoding_slips_are_named(capsys):
+    def no_padding_after_end(model, source, *, bos_id, eos_id, max_length=100):
+        memory, source_mask = model.encode(source)
+        tokens = torch.full((len(source), 1), bos_id)
+        for _ in range(max_length):
+            next_token = model.decode(tokens, memory, source_mask)[:, -1].argmax(dim=-1)
+            tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+            if (tokens == eos_id).any(dim=1).all():
+                break
+        return tokens[:, 1:]
+
+    def feeds_only_the_last_token(model, source, *, bos_id, eos_id, max_length=100):
+        memory, source_mask = model.encode(source)
+        token = torch.full((len(source), 1), bos_id)
+        out, finished = [], torch.zeros(len(source), dtype=torch.bool)
+        for _ in range(max_length):
+            token = model.decode(token, memory, source_mask)[:, -1:].argmax(dim=-1)
+            token = token.masked_fill(finished[:, None], model.pad_id)
+            out.append(token)
+            finished |= token[:, 0] == eos_id
+            if finished.all():
+                break
+        return torch.cat(out, dim=1)
+
+    lesson04.check_greedy_decode(no_padding_after_end)
+    assert "write pad_id" in capsys.readouterr().out
+    lesson04.check_greedy_decode(feeds_only_the_last_token)
+    assert "feed back the whole sequence" in capsys.readouterr().out
+
+
+def test_scripted_model_reference_output():
+    tokens = lesson04.greedy_decode(lesson04._ScriptedModel(),
+                                    torch.tensor([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12], [4, 0, 0, 0, 0]]),
+                                    bos_id=1, eos_id=2, max_length=10)
+    assert tokens.tolist() == [[5, 6, 7, 2, 0, 0], [8, 9, 10, 11, 12, 2], [4, 2, 0, 0, 0, 0]]
