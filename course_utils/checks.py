@@ -79,7 +79,15 @@ def describe_value(value, max_items: int = 6) -> str:
         return describe_value(torch.from_numpy(np.ascontiguousarray(value)), max_items)
     if isinstance(value, float):
         return f"{value:.6g}"
-    return repr(value)
+    if isinstance(value, torch.nn.Module):  # its repr lists every layer: far too long here
+        return f"a {type(value).__name__} model"
+    text = repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+# General advice on a wrong shape; left out when an exercise's own diagnosis explains it.
+SHAPE_ADVICE = ("; check which axes you reduce over (keepdim=True keeps them) and any reshape you "
+                "did not undo")
 
 
 def compare(expected, got, *, atol: float = 1e-5, rtol: float = 1e-4,
@@ -92,9 +100,8 @@ def compare(expected, got, *, atol: float = 1e-5, rtol: float = 1e-4,
         if not isinstance(got, torch.Tensor):
             return f"expected a torch.Tensor but got {type(got).__name__} ({describe_value(got)})"
         if got.shape != expected.shape:
-            return (f"expected shape {tuple(expected.shape)} but got shape {tuple(got.shape)}; "
-                    f"check which axes you reduce over (keepdim=True keeps them) and any reshape "
-                    f"you did not undo")
+            return (f"expected shape {tuple(expected.shape)} but got shape {tuple(got.shape)}"
+                    f"{SHAPE_ADVICE}")
         if got.dtype != expected.dtype:
             return f"expected dtype {expected.dtype} but got dtype {got.dtype}"
         got, expected = got.detach().cpu(), expected.detach().cpu()
@@ -223,6 +230,8 @@ def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case
             except Exception:  # a diagnosis is a bonus; never let it break the check
                 diagnosis = None
             hint = diagnosis or case.hint
+            if diagnosis:
+                problem = problem.replace(SHAPE_ADVICE, "")
             hint = f" Hint: {hint}" if hint else ""
             return CheckResult(exercise, "fail",
                                f"{exercise}: wrong on the case '{case.name}' "

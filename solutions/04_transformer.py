@@ -144,12 +144,13 @@ print(f"feed-forward on the whole sequence vs one token at a time: largest diffe
 #
 # with one last layer norm at the top of the stack. Xiong et al. [2020] showed that at
 # initialisation the gradients of post-norm's top layers are large whatever the depth, while
-# pre-norm's shrink as the stack gets deeper (as $1/\sqrt{\text{depth}}$). Large gradients
-# at the top, with a large learning rate from the first step, make post-norm training
-# unstable: it needs a learning-rate warm-up (Vaswani et al. used 4,000 steps). Pre-norm
-# trains without, and is the default of GPT-2 and the Vision Transformer. Its price: the
-# residual stream is a growing sum, so each new layer changes it relatively less. Both
-# effects, measured on untrained stacks of 24 layers (plus a stack with no norm at all):
+# pre-norm's shrink as the stack gets deeper (as $1/\sqrt{\text{depth}}$). Large gradients at
+# the top, with a large learning rate from the first step, make post-norm training unstable: it
+# needs a learning-rate warm-up (Vaswani et al. used 4,000 steps). Pre-norm is much less
+# sensitive (Xiong et al. train it without any warm-up; a short one is still common, as in our
+# schedule below) and is the default of GPT-2 and the Vision Transformer. Its price: the
+# residual stream is a growing sum, so each new layer changes it relatively less. Both effects,
+# measured on untrained stacks of 24 layers (plus a stack with no norm at all):
 
 # %%
 def stack_statistics(norm_first: bool | None, depth: int = 24, dim: int = 64):
@@ -190,22 +191,25 @@ left.legend()
 right.legend()
 fig.tight_layout()
 for name, (sizes, gradients) in stacks.items():
-    print(f"{name:9s}: output size after layer 1 {sizes[0]:.2f}, after layer 24 {sizes[-1]:.3g}"
+    print(f"{name:9s}: output size after layer 1 {sizes[0]:.2f}, after layer 24 {sizes[-1]:.2f}"
           + (f"; gradient at layer 24 / at layer 1 = {gradients[-1] / gradients[0]:.2f}"
              if name != "no norm" else ""))
 top_ratio = stacks["post-norm"][1][-1] / stacks["pre-norm"][1][-1]
 print(f"gradient at the top layer, post-norm / pre-norm: {top_ratio:.1f}")
 
-# %% [markdown]
-# Without any norm the residual sum grows with every layer (left, log scale): this is the
-# range the layer norm keeps in check. Post-norm resets the scale to 1 after every layer;
-# pre-norm lets the stream grow more slowly. On the right, pre-norm's gradients fall from
-# the bottom of the stack to the top, as each layer's contribution to the growing stream gets
-# relatively smaller, while post-norm's stay at the same level throughout: at the top layer,
-# post-norm's gradient is the larger one (the ratio is printed above). These are untrained
-# stacks with a random loss; what matters in training is the size of the first updates, and
-# a warm-up keeps post-norm's small. Our translator uses pre-norm, as lesson 05's ViT will.
-# (Try it: set `norm_first=False` in section 4 and compare.)
+# %% [markdown] Without any norm the residual sum grows with every layer (left, log scale):
+# this is the range the layer norm keeps in check. Post-norm resets the scale to 1 after every
+# layer; pre-norm lets the stream grow more slowly. On the right, pre-norm's gradients are
+# largest at the bottom of the stack and fall towards the top: a low layer's output travels up
+# the residual stream into every later sub-layer, so gradients reach it along many paths, while
+# a top layer adds a small part to a large sum (Shleifer et al. [2021] report the same pattern
+# in trained pre-norm models). Post-norm's stay at about the same level throughout, so at the
+# top layer post-norm's gradient is the larger one (the ratio is printed above), as Xiong et
+# al.'s analysis predicts. (Their $1/\sqrt{\text{depth}}$ compares the top layers of stacks of
+# different depths; the curves here compare the layers of one stack.) These are untrained
+# stacks with a random loss; what matters in training is the size of the first updates, and a
+# warm-up keeps post-norm's small. Our translator uses pre-norm, as lesson 05's ViT will. (Try
+# it: set `norm_first=False` in section 4 and compare.)
 #
 # ## 2. The decoder layer
 #
@@ -225,11 +229,12 @@ print(f"gradient at the top layer, post-norm / pre-norm: {top_ratio:.1f}")
 # Return the $L \times L$ boolean mask, True on and below the diagonal.
 
 # %%
-def causal_mask(length: int) -> torch.Tensor:
-    """(length, length) booleans: True where query i may attend to key j, i.e. j <= i."""
+def causal_mask(length: int, device=None) -> torch.Tensor:
+    """(length, length) booleans: True where query i may attend to key j, i.e. j <= i.
+    ``device``: where to create it (the inputs' device, e.g. a GPU)."""
     # TODO: a lower-triangular matrix of True (hint: torch.tril).
     ### BEGIN SOLUTION
-    return torch.ones(length, length, dtype=torch.bool).tril()
+    return torch.ones(length, length, dtype=torch.bool, device=device).tril()
     ### END SOLUTION
 
 
@@ -263,11 +268,12 @@ print(f"weight given to future positions: {weights[0, 0].triu(diagonal=1).sum().
 # %% [markdown]
 # ### Exercise 2: the decoder layer's forward pass
 #
-# Complete `forward`: the three sub-layers of the post-norm decoder layer, each as
+# Complete `forward`: the three sub-layers of the decoder layer in the paper's post-norm form
+# (the package's translator, in section 4, uses the pre-norm form of the same layer), each as
 # $\mathbf{y} \leftarrow \mathrm{norm}(\mathbf{y} + \mathrm{sublayer}(\mathbf{y}))$:
 #
 # 1. self-attention with queries, keys and values all from `y`, and your `causal_mask` of the
-#    target length;
+#    target length (on `y`'s device);
 # 2. cross-attention with queries from `y`, keys and values from `memory`, and `memory_mask`
 #    (which hides the source's padding; `None` means nothing is hidden);
 # 3. the feed-forward network.
@@ -291,7 +297,7 @@ class DecoderLayer(nn.Module):
                 memory_mask: torch.Tensor | None = None) -> torch.Tensor:
         # TODO: masked self-attention, cross-attention, feed-forward; each with add & norm.
         ### BEGIN SOLUTION
-        mask = causal_mask(y.shape[1])
+        mask = causal_mask(y.shape[1], device=y.device)
         y = self.norm1(y + self.self_attention(y, y, y, mask))
         y = self.norm2(y + self.cross_attention(y, memory, memory, memory_mask))
         return self.norm3(y + self.feed_forward(y))
@@ -332,10 +338,12 @@ print("  self-attention, no mask:", np.round(leak.numpy(), 3))
 # shifted one step to the right, behind a begin token; the labels are the target followed by
 # an end token:
 #
-# | position | 0 | 1 | 2 | 3 | 4 |
-# |---|---|---|---|---|---|
-# | decoder input | `<bos>` | t | w | o | (dropped) |
-# | label to predict | t | w | o | `<eos>` | |
+# | position | 0 | 1 | 2 | 3 |
+# |---|---|---|---|---|
+# | decoder input | `<bos>` | t | w | o |
+# | label to predict | t | w | o | `<eos>` |
+#
+# The last label, `<eos>`, is predicted but never fed in: nothing comes after it.
 #
 # The causal mask makes this legal: position 2 predicts "o" having seen only `<bos>`, "t",
 # "w". One forward pass gives the loss of every position of every sequence of the batch;
@@ -419,18 +427,31 @@ model = make_translator()
 parameters = sum(p.numel() for p in model.parameters())
 print(f"d = {DIM}, {NUM_HEADS} heads, feed-forward width {HIDDEN}, {NUM_LAYERS} + {NUM_LAYERS} "
       f"layers: {parameters:,} parameters")
-tokens = model.source_embedding(torch.arange(len(french_vocab), device=cfg.device)) * math.sqrt(DIM)
-print(f"average length of a scaled token embedding {tokens.norm(dim=-1).mean().item():.2f}, of a "
-      f"positional encoding {model.positions.table[:40].norm(dim=-1).mean().item():.2f}")
 
-# %% [markdown]
-# The embeddings are multiplied by $\sqrt{d}$ before the positions are added, as in the paper,
-# and start with a standard deviation of $1/\sqrt{d}$: token and position vectors then have
-# the same length (printed above), and neither drowns the other. (With PyTorch's default
-# initialisation, standard deviation 1, the tokens would be $\sqrt{d}$ times longer than the
-# positions, and the model has to learn to shrink them before it can tell positions apart.
-# Try it: re-initialise `model.source_embedding` and `model.target_embedding` with
-# `nn.init.normal_(..., std=1.0)` and train again.)
+
+def mean_length(vectors):
+    return vectors.norm(dim=-1).mean().item()
+
+
+with torch.no_grad():
+    token_ids = torch.arange(len(french_vocab), device=cfg.device)
+    scaled_tokens = model.source_embedding(token_ids) * math.sqrt(DIM)
+    default_tokens = nn.Embedding(len(french_vocab), DIM).to(cfg.device)(token_ids) * math.sqrt(DIM)
+print(f"average length of a positional encoding: {mean_length(model.positions.table[:40]):.2f}; "
+      f"of a scaled token embedding: {mean_length(scaled_tokens):.2f} (with PyTorch's default "
+      f"initialisation it would be {mean_length(default_tokens):.1f})")
+
+
+# %% [markdown] The embeddings are multiplied by $\sqrt{d}$ before the positions are added, as
+# in the paper, and start with a standard deviation of $1/\sqrt{d}$: a token vector then has
+# length about $\sqrt{d}$, a positional encoding $\sqrt{d/2}$ (each sine-cosine pair
+# contributes 1), and neither drowns the other (printed above). With PyTorch's default
+# initialisation, standard deviation 1, the tokens would start with length about $d$,
+# $\sqrt{2d}$ times the positions' (printed too): the positions would be a small ripple on top
+# of them, and the model would first have to learn to shrink the embeddings before it could
+# tell positions apart: with this lesson's budget it then learns far less. (Try it:
+# re-initialise `model.source_embedding` and `model.target_embedding` with
+# `nn.init.normal_(..., std=1.0)` after `make_translator()` and train again.)
 #
 # Training is the teacher-forced loop of section 3: AdamW with a one-cycle schedule (a short
 # warm-up, then a decay), gradient clipping, and a cross-entropy that ignores padded labels.
@@ -600,15 +621,19 @@ if len(wrong):
 
 # %% [markdown]
 # The first two shares agree, as argued above (up to rare near-ties). On the wrong numbers,
-# the free translation is several edits away from the right one, while teacher forcing finds
-# only a character or two wrong: once it has gone astray, the decoder writes a well-formed
-# continuation of its *own* mistake. Teacher-forced accuracy during training therefore
-# overestimates how close a model's free outputs are; measure what you will use.
+# teacher forcing finds only a character or two wrong, but the free translations are several
+# edits away from the right ones: after one wrong choice (say "four" where "forty" was due)
+# the decoder writes a fluent continuation of its *own* prefix (here, something like "four
+# hundred ..."; section 6 lists real cases), and one wrong character becomes a wrong word or
+# more. Character-level accuracy under teacher
+# forcing, the number watched during training, understates the errors of free decoding:
+# evaluate the model the way it will be used.
 #
 # **Beam search** (optional) keeps the $k$ most likely partial translations at every step
-# instead of one, and returns the most likely complete one. For machine translation it
-# usually helps a little (beam sizes of 4 to 10 are common); for a task with one right answer
-# and a confident model, greedy decoding often finds the same result.
+# instead of one, and returns the most likely complete one (with a length penalty, as longer
+# sequences multiply more probabilities; Vaswani et al. used $k = 4$). For machine
+# translation it usually helps a little; for a task with one right answer and a confident
+# model, greedy decoding often finds the same result.
 #
 # ## 6. What the translator gets wrong
 #
@@ -624,7 +649,7 @@ def first_wrong_word(got: str, want: str) -> str:
 
 
 wrong = np.flatnonzero(~correct)
-print(f"{len(wrong)} wrong of {len(test_numbers):,}")
+print(f"{len(wrong)} wrong of {len(test_numbers):,}:")
 for index in wrong[:12]:
     number = int(test_numbers[index])
     print(f"{number:>7,}  {french(number):42s} -> {translations[index]:40s} "
@@ -638,19 +663,23 @@ for low, high in zip(edges[:-1], edges[1:]):
     in_training = ((train_numbers >= low) & (train_numbers < high)).sum()
     print(f"numbers {low:>7,} to {high - 1:>7,}: {in_training:>7,} in training, {chosen.sum():>6,} "
           f"held out, {1 - correct[chosen].mean():6.1%} of these wrong")
+first_words = [french(int(n)).replace("-", " ").split(" ")[0] for n in train_numbers]
+print(f"training sources whose first word is 'quarante': {first_words.count('quarante')}, "
+      f"'quatre': {first_words.count('quatre')}")
 
-# %% [markdown]
-# Read the list and the table before going on. The mistakes are rarely random letters:
-# usually one *word* is wrong and the rest is well-formed English, because the spelling of
-# each English word is learned from thousands of examples, while the choice of the word depends
-# on the alignment with the French. And they are not spread evenly: compare the error rates of
-# the ranges in the table with the number of training examples in each. Small numbers are few
-# (fewer than 100 of them exist), and their sources start with words that, in the rest of the
-# data, almost always begin a longer number (below 10,000, "quarante" starts 40-49 only, while a first word
-# like "quatre" usually precedes "mille" or "cent"); a model that has seen few of them falls
-# back on the common pattern. A model learns the distribution it is given, not the grammar
-# behind it: more examples of the rare cases (or weighting them up) is the usual cure. (One
-# seed, one small model: the exact list changes from run to run.)
+# %% [markdown] Read the list and the table before going on. Most mistakes are whole words, not
+# random letters: typically one *word* is wrong and the rest is well-formed English, because
+# the spelling of each English word is learned from thousands of examples, while the choice of
+# the word depends on the alignment with the French. And they are not spread evenly: compare
+# the error rates of the ranges in the table with the number of training examples in each.
+# Small numbers are few (fewer than 100 of them exist), and their first words are rare as first
+# words: "quarante" begins a source only for 40-49 below 10,000, while "quatre", which begins
+# hundreds of training sources, is usually followed by "mille" or "cent" (counts printed
+# above). A model that has seen few examples of a pattern falls back on a common one: look in
+# the list for small numbers translated as if they were hundreds or thousands. A model learns
+# the distribution it is given, not the grammar behind it: more examples of the rare cases (or
+# weighting them up) is the usual cure. (One seed, one small model: the exact list changes from
+# run to run.)
 #
 # ## 7. Where the decoder looks: cross-attention maps
 #
@@ -694,14 +723,16 @@ fig = cross_attention_figure(source_text, written, maps,
 fig = cross_attention_figure(source_text, written, maps, by_words=True,
                              title=f"The same maps summed into words: {source_text} -> {written}")
 
-# %% [markdown]
-# Read each panel row by row: while an English word is being written, where does the weight
-# go? Look for the heads whose large shares run down a diagonal: "three" reading "trois",
-# "thousand" reading "mille", and so on, with the English words written in the order of the
-# French words they translate. Nobody told the model which words correspond: this alignment
-# came from the translation loss alone. Other heads look at the same place throughout, or
-# spread their weight; a head need not be interpretable to be useful, as the next layer can
-# combine them. And unlike lesson 03's recurrent encoder, whose state summarised the source
+# %% [markdown] Read each panel row by row: while an English word is being written, where does
+# the weight go? Look for the heads whose large shares run down a diagonal, an English word
+# reading the French word with the same meaning ("three" reading "trois", "thousand" reading
+# "mille"), in the order of the French words. Nobody told the model which words correspond:
+# this alignment came from the translation loss alone. It is sharpest where one English word
+# translates one French word; where English needs several French words at once ("ninety-eight"
+# from "quatre-vingt-dix-huit", four words for two), the weight spreads over them. Other heads
+# look at the same place throughout, or spread their weight everywhere; a head need not be
+# interpretable to be useful, as the next layer can combine them. And unlike lesson 03's
+# recurrent encoder, whose state summarised the source
 # *up to* a character, this encoder's self-attention looks in both directions: a French
 # "word" receiving weight is a position whose vector may carry information from the whole
 # sentence. (Maps of one small model, trained once: which head does what changes from run to
@@ -725,11 +756,14 @@ source, labels = source.to(cfg.device), labels.to(cfg.device)
 
 
 def best_of(function, repeats=3):
+    """The shortest of a few runs, in seconds (a GPU is waited for: its work is asynchronous)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         with torch.no_grad():
             function()
+        if cfg.device.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -746,13 +780,16 @@ print(f"targets of up to {labels.shape[1]} tokens: one teacher-forced pass {one_
 # needs one step per token.)
 #
 # **Quadratic cost in length.** Self-attention compares every position with every other: its
-# score matrix has $L^2$ entries per head. Counting the floating-point operations of one of
-# our encoder layers as the sequence grows, split into the attention scores and weighted sum
-# (the part that grows as $L^2$) and everything else (projections, feed-forward: $\propto L$):
+# score matrix has $L^2$ entries per head. PyTorch's `FlopCounterMode` counts the
+# floating-point operations of the matrix multiplications (the bulk of the work; softmax, norms
+# and additions are left out). For one of our encoder layers as the sequence grows, split
+# into the attention scores and weighted sum ($4L^2d$, growing as $L^2$) and the rest: the four
+# projections ($8Ld^2$) and the feed-forward network ($4Ldn$), growing as $L$. The quadratic
+# part overtakes the rest when $4L^2d > 8Ld^2 + 4Ldn$, that is when $L > n + 2d$.
 
 # %%
 def encoder_layer_flops(length: int) -> tuple[int, int]:
-    """(FLOPs of Q K^T and weights @ V, all FLOPs) of one encoder layer of the translator."""
+    """(FLOPs of Q K^T and weights @ V, all matrix-multiply FLOPs) of one encoder layer."""
     layer = model.encoder[0]
     x = torch.randn(1, length, DIM, device=cfg.device)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -766,33 +803,46 @@ def encoder_layer_flops(length: int) -> tuple[int, int]:
 lengths = [16, 32, 64, 128, 256, 512, 1024, 2048]
 flops = np.array([encoder_layer_flops(length) for length in lengths])
 fig, ax = plt.subplots(figsize=(7, 3.8))
-ax.loglog(lengths, flops[:, 1], marker="o", label="whole encoder layer")
+ax.loglog(lengths, flops[:, 1], marker="o", label="all matrix multiplications")
 ax.loglog(lengths, flops[:, 0], marker="o", label="attention scores and weighted sum")
 ax.loglog(lengths, flops[:, 1] - flops[:, 0], marker="o", label="projections and feed-forward")
-ax.set(xlabel="sequence length L", ylabel="FLOPs (counted)", title=f"One encoder layer, d = {DIM}")
+ax.axvline(HIDDEN + 2 * DIM, color="grey", linestyle=":", label="L = n + 2d")
+ax.set(xlabel="sequence length L", ylabel="FLOPs (counted)",
+       title=f"One encoder layer, d = {DIM}, n = {HIDDEN}")
 ax.legend()
 fig.tight_layout()
 crossing = lengths[int(np.argmax(flops[:, 0] > flops[:, 1] - flops[:, 0]))]
-print(f"at L = {lengths[0]}: attention mixing {flops[0, 0] / flops[0, 1]:.0%} of the layer's FLOPs; "
-      f"at L = {lengths[-1]}: {flops[-1, 0] / flops[-1, 1]:.0%}; it overtakes the rest from L = {crossing}")
+mixing_at, total_at = encoder_layer_flops(HIDDEN + 2 * DIM)
+longest_source = max(len(french(int(n))) for n in splits["train"])
+print(f"at L = {lengths[0]}: attention mixing {flops[0, 0] / flops[0, 1]:.0%} of the counted FLOPs; "
+      f"at L = {lengths[-1]}: {flops[-1, 0] / flops[-1, 1]:.0%}; larger than the rest from L = {crossing} "
+      f"on this grid")
+print(f"at L = n + 2d = {HIDDEN + 2 * DIM}: mixing {mixing_at:,} FLOPs, the rest {total_at - mixing_at:,}")
+print(f"the longest French source in training: {longest_source} characters")
 
 # %% [markdown]
-# Our sources are shorter than 60 characters, so the quadratic part is still cheap; for a
-# model this narrow ($d = 32$) it dominates from a few hundred tokens on, for wider models
-# later (lesson 03 found $L > n - 2d$). Images cut into patches (lesson 05) keep $L$ small for
-# this reason.
+# The counted FLOPs agree with the formula: at $L = n + 2d$ the two parts are equal. Our
+# sources are short (the longest is printed above), so the quadratic part is still a small
+# share of the work; with $n = 4d$ it dominates once $L > 6d$, so the wider the model, the
+# later. (Lesson 03 compared a different pair, the attention layer alone against a two-layer
+# network, and found $L > n - 2d$.) Long inputs are where attention gets expensive: images
+# are cut into patches (lesson 05) to keep $L$ small.
 #
 # **Positions without parameters, but relations to learn.** The sinusoidal encoding costs no
-# parameters and is defined for any length, but how positions relate (which French word goes
-# with which English one) is learned from the training data only. Numbers above the training
-# range use the same characters and words, in longer sentences and new combinations:
+# parameters and is defined for any length, but nothing in it says which positions belong
+# together: the alignment of section 7 was learned from the data, for the kinds of sentences
+# in the data. Numbers above the training range use the same characters and French words, but
+# in combinations the model never saw (in training, "mille" always follows a single digit
+# word or begins the number):
 
 # %%
 if MAX_NUMBER < 99_999:
     beyond = np.random.default_rng(cfg.seed).integers(MAX_NUMBER + 1, 10 * MAX_NUMBER, 200)
     beyond_translations = translate(beyond)
     beyond_correct = np.mean([got == english(int(n)) for got, n in zip(beyond_translations, beyond)])
-    print(f"200 numbers between {MAX_NUMBER + 1:,} and {10 * MAX_NUMBER:,}: {beyond_correct:.1%} exact")
+    no_longer = np.mean([len(french(int(n))) <= longest_source for n in beyond])
+    print(f"200 numbers between {MAX_NUMBER + 1:,} and {10 * MAX_NUMBER:,}: {beyond_correct:.1%} exact "
+          f"({no_longer:.0%} of their sources are no longer than the longest training source)")
     for number, got in list(zip(beyond, beyond_translations))[:4]:
         print(f"  {int(number):>7,}  {french(int(number)):50s} -> {got}")
 else:
@@ -800,11 +850,13 @@ else:
           f"lies beyond it to test.")
 
 # %% [markdown]
-# Nothing in the architecture stops it from reading longer numbers, and the vocabulary is
-# the same; still, the model translates few of them: it learned the patterns of the numbers it
-# saw, not the grammar that generates them. Held-out numbers *inside* the range are what a fair
-# test measures; this is extrapolation, and Transformers are notoriously weak at it without
-# help (relative position encodings, for example).
+# Most of these sources are no longer than sentences the model has read, and every word in
+# them is familiar; still, the model translates very few of them, if any (the share is
+# printed above). Look at the examples: in its data, "thousand" always came after a single
+# digit word, and that is the pattern it tends to write. It learned the patterns of the
+# numbers it saw, not the grammar that generates them. Held-out numbers *inside* the range
+# are what a fair test measures; this is out-of-distribution generalisation, and only data
+# that contain such combinations (or a model with the right structure built in) would fix it.
 #
 # **Modular depth, against data and time.** Expressivity grows by stacking more layers or
 # widening them, with no change to the code. The price is data and compute. Counting
@@ -827,9 +879,16 @@ print(f"sharing those three matrices, as the paper does: "
 
 # %% [markdown]
 # With the three embedding matrices shared, as in the paper, our code comes close to the 65 M
-# parameters the paper reports (the exact count depends on the vocabulary). That model was trained on 4.5 million sentence pairs for 12 hours on eight
-# GPUs; ours learns a much smaller language in seconds. Big Transformers need big data: lesson
-# 05 tests that claim for images.
+# parameters the paper reports (the exact count depends on the vocabulary). That model was
+# trained on 4.5 million sentence pairs for 12 hours on eight GPUs, with dropout and label
+# smoothing (0.1 each) against overfitting; ours learns a much smaller language, with neither,
+# in well under a minute of a laptop's time in the quick profile. Big Transformers need big
+# data: lesson 05 tests that claim for images.
+#
+# The two halves are also used on their own: encoder-only models such as BERT [Devlin et al.,
+# 2019] read a whole text (or, in lesson 05, an image) to classify it, and decoder-only models
+# such as GPT-2 drop the cross-attention and generate text from a prompt with the causal mask
+# and the decoding loop of this lesson.
 #
 # ## Summary
 #
@@ -843,9 +902,10 @@ print(f"sharing those three matrices, as the paper does: "
 # * Teacher forcing trains on the shifted true target in one parallel pass; at test time the
 #   decoder generates one token at a time from its own outputs (greedy or beam search). The
 #   gap between the two is exposure bias.
-# * A two-layer Transformer with $d = 32$ learns to translate number words it has never seen
-#   (the accuracy is printed in section 5); its errors are mostly whole words, and its
-#   cross-attention learned an alignment between French and English words without being told.
+# * A small Transformer learns to translate number words it has never seen (the accuracy is
+#   printed in section 5); its errors are mostly whole words, concentrated where the training
+#   data are thin, and its cross-attention learned an alignment between French and English
+#   words without being told.
 # * Strengths: parallel training, global context in one layer, depth and width as knobs.
 #   Costs: attention is quadratic in length, positions relate only as the data teach, and
 #   large models need large data and compute.
@@ -855,6 +915,8 @@ print(f"sharing those three matrices, as the paper does: "
 # * A. Vaswani et al., "Attention Is All You Need", NeurIPS 2017.
 # * J. L. Ba, J. R. Kiros, G. E. Hinton, "Layer Normalization", arXiv:1607.06450, 2016.
 # * R. Xiong et al., "On Layer Normalization in the Transformer Architecture", ICML 2020.
+# * S. Shleifer, J. Weston, M. Ott, "NormFormer: Improved Transformer Pretraining with Extra
+#   Normalization", arXiv:2110.09456, 2021.
 # * K. He, X. Zhang, S. Ren, J. Sun, "Deep Residual Learning for Image Recognition", CVPR 2016.
 # * R. J. Williams, D. Zipser, "A Learning Algorithm for Continually Running Fully Recurrent
 #   Neural Networks", Neural Computation, 1989.
@@ -863,5 +925,7 @@ print(f"sharing those three matrices, as the paper does: "
 # * M. Ranzato, S. Chopra, M. Auli, W. Zaremba, "Sequence Level Training with Recurrent Neural
 #   Networks", ICLR 2016.
 # * A. Radford et al., "Language Models are Unsupervised Multitask Learners" (GPT-2), 2019.
-# * P. Shaw, J. Uszkoreit, A. Vaswani, "Self-Attention with Relative Position Representations",
-#   NAACL 2018.
+# * J. Devlin, M.-W. Chang, K. Lee, K. Toutanova, "BERT: Pre-training of Deep Bidirectional
+#   Transformers for Language Understanding", NAACL 2019.
+# * A. Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Image Recognition
+#   at Scale", ICLR 2021.

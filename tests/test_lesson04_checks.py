@@ -68,6 +68,18 @@ def test_each_decoder_slip_is_named(slip, capsys):
     assert lesson04._DECODER_SLIPS[slip] in capsys.readouterr().out
 
 
+def test_decoder_check_rejects_a_layer_that_reuses_one_norm(capsys):
+    class OneNorm(lesson04.DecoderLayer):
+        def forward(self, y, memory, memory_mask=None):
+            mask = lesson04.causal_mask(y.shape[1])
+            y = self.norm1(y + self.self_attention(y, y, y, mask))
+            y = self.norm1(y + self.cross_attention(y, memory, memory, memory_mask))
+            return self.norm1(y + self.feed_forward(y))
+
+    assert lesson04.check_decoder_layer(OneNorm) is lesson04.DecoderLayer
+    assert "its own layer norm" in capsys.readouterr().out
+
+
 def test_other_slips_are_named(capsys):
     lesson04.check_causal_mask(lambda length: ~lesson04.causal_mask(length))
     assert "inverted" in capsys.readouterr().out
@@ -126,3 +138,70 @@ def test_scripted_model_reference_output():
                                     torch.tensor([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12], [4, 0, 0, 0, 0]]),
                                     bos_id=1, eos_id=2, max_length=10)
     assert tokens.tolist() == [[5, 6, 7, 2, 0, 0], [8, 9, 10, 11, 12, 2], [4, 2, 0, 0, 0, 0]]
+
+
+def test_greedy_decoding_must_pass_the_source_mask(capsys):
+    def without_mask(model, source, *, bos_id, eos_id, max_length=100):
+        memory, _ = model.encode(source)
+        tokens = torch.full((len(source), 1), bos_id)
+        finished = torch.zeros(len(source), dtype=torch.bool)
+        for _ in range(max_length):
+            next_token = model.decode(tokens, memory, None)[:, -1].argmax(dim=-1)
+            next_token = next_token.masked_fill(finished, model.pad_id)
+            tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+            finished |= next_token == eos_id
+            if finished.all():
+                break
+        return tokens[:, 1:]
+
+    assert lesson04.check_greedy_decode(without_mask) is lesson04.greedy_decode
+    out = capsys.readouterr().out
+    assert "cross-attention reads the padding" in out
+    assert "a Seq2SeqTransformer model" in out and "Linear(" not in out
+
+
+def test_norm_free_decoder_layer_is_rejected(capsys):
+    class NoNormWeights(lesson04.DecoderLayer):
+        def forward(self, y, memory, memory_mask=None):
+            norm = nn.functional.layer_norm
+            mask = lesson04.causal_mask(y.shape[1])
+            y = norm(y + self.self_attention(y, y, y, mask), y.shape[-1:])
+            y = norm(y + self.cross_attention(y, memory, memory, memory_mask), y.shape[-1:])
+            return norm(y + self.feed_forward(y), y.shape[-1:])
+
+    assert lesson04.check_decoder_layer(NoNormWeights) is lesson04.DecoderLayer
+    assert "\N{CROSS MARK}" in capsys.readouterr().out
+
+
+def _decode_with(model, source, *, bos_id, eos_id, max_length, stop, pad_eos=False, pad=True):
+    """A greedy loop with a configurable slip: stop rule, padding of the <eos> itself, no padding."""
+    memory, source_mask = model.encode(source)
+    tokens = torch.full((len(source), 1), bos_id)
+    finished = torch.zeros(len(source), dtype=torch.bool)
+    for _ in range(max_length):
+        next_token = model.decode(tokens, memory, source_mask)[:, -1].argmax(dim=-1)
+        if pad_eos:
+            finished |= next_token == eos_id
+        if pad:
+            next_token = next_token.masked_fill(finished, model.pad_id)
+        tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+        finished |= next_token == eos_id
+        if stop(finished):
+            break
+    return tokens[:, 1:]
+
+
+@pytest.mark.parametrize("slip, advice", [
+    ({"stop": lambda finished: False}, "the loop ran on"),
+    ({"stop": lambda finished: False, "pad": False}, "the loop ran on"),
+    ({"stop": lambda finished: finished.any()}, "all, not any"),
+    ({"stop": lambda finished: finished.all(), "pad_eos": True}, "keep the eos_id itself"),
+])
+def test_greedy_decoding_loop_slips_get_their_own_advice(slip, advice, capsys):
+    def attempt(model, source, *, bos_id, eos_id, max_length=100):
+        return _decode_with(model, source, bos_id=bos_id, eos_id=eos_id, max_length=max_length, **slip)
+
+    assert lesson04.check_greedy_decode(attempt) is lesson04.greedy_decode
+    out = capsys.readouterr().out
+    assert advice in out
+    assert "keepdim" not in out  # the general shape advice is left out when a diagnosis explains it

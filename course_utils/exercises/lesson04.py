@@ -79,6 +79,18 @@ def _decoder_inputs(seed, batch, length_y, length_x, dim, padded):
     return y, memory, memory_mask
 
 
+class _CheckedDecoderLayer(DecoderLayer):
+    """The reference with random layer-norm weights and biases, so that a layer that mixes up
+    its norms (or uses a norm without weights) cannot pass by luck: fresh norms are all 1s and 0s."""
+
+    def __init__(self, dim: int, num_heads: int, hidden: int):
+        super().__init__(dim, num_heads, hidden)
+        with torch.no_grad():
+            for norm in (self.norm1, self.norm2, self.norm3):
+                norm.weight.copy_(1 + 0.5 * torch.randn_like(norm.weight))
+                norm.bias.copy_(0.5 * torch.randn_like(norm.bias))
+
+
 def check_decoder_layer(student_cls):
     init = {"dim": 16, "num_heads": 4, "hidden": 32}
     hint = ("three sub-layers, each as y = norm(y + sublayer(y)): causal self-attention "
@@ -90,16 +102,18 @@ def check_decoder_layer(student_cls):
                   hint=hint),
              Case("batch of one, target of length 1", (init, _decoder_inputs(2, 1, 1, 4, 16, True)),
                   hint=hint)]
-    return check_module(student_cls, DecoderLayer, cases,
-                        exercise="Exercise 2 (decoder layer)", diagnose=_diagnose_decoder_layer)
+    chosen = check_module(student_cls, _CheckedDecoderLayer, cases,
+                          exercise="Exercise 2 (decoder layer)", diagnose=_diagnose_decoder_layer)
+    return DecoderLayer if chosen is _CheckedDecoderLayer else chosen
 
 
-class _Slips(DecoderLayer):
+class _Slips(_CheckedDecoderLayer):
     """The reference layer run with one common mistake, to name the learner's."""
 
     def __init__(self, slip, **init):
         super().__init__(**init)
         self.slip = slip
+        self.norms_used = (self.norm1, self.norm2, self.norm3)
 
     def forward(self, y, memory, memory_mask=None):
         slip = self.slip
@@ -110,6 +124,10 @@ class _Slips(DecoderLayer):
             y = y + self.self_attention(self.norm1(y), self.norm1(y), self.norm1(y), mask)
             y = y + self.cross_attention(self.norm2(y), memory, memory, cross_mask)
             return y + self.feed_forward(self.norm3(y))
+        if slip == "one norm for all":
+            y = self.norm1(y + self.self_attention(y, y, y, mask))
+            y = self.norm1(y + self.cross_attention(y, memory, memory, cross_mask))
+            return self.norm1(y + self.feed_forward(y))
         if slip == "no residual":
             y = self.norm1(self.self_attention(y, y, y, mask))
             y = self.norm2(self.cross_attention(y, memory, memory, cross_mask))
@@ -128,6 +146,9 @@ _DECODER_SLIPS = {
                                "(the encoder's output); only the queries come from y.",
     "pre-norm": "you normalised before each sub-layer (pre-norm); this exercise asks for the "
                 "paper's post-norm: y = norm(y + sublayer(y)).",
+    "one norm for all": "each sub-layer has its own layer norm, with its own weights: norm1 "
+                        "after the self-attention, norm2 after the cross-attention, norm3 after "
+                        "the feed-forward.",
     "no residual": "each sub-layer's output is added to its input before the norm: "
                    "norm(y + sublayer(y)), not norm(sublayer(y)).",
 }
@@ -140,7 +161,7 @@ def _diagnose_decoder_layer(case, expected, got):
     for slip, advice in _DECODER_SLIPS.items():
         with torch.random.fork_rng():
             torch.manual_seed(0)
-            reference = DecoderLayer(**init)
+            reference = _CheckedDecoderLayer(**init)
         variant = _Slips(slip, **init)
         variant.load_state_dict(reference.state_dict())
         with torch.no_grad():
@@ -195,6 +216,9 @@ class _ScriptedModel:
 
     pad_id = 0
 
+    def __repr__(self):
+        return "a scripted model"
+
     def encode(self, source):
         return source, None
 
@@ -208,6 +232,19 @@ class _ScriptedModel:
                 good = prefix == answer[:position] and position < len(answer)
                 logits[row, position, answer[position] if good else 3] = 5.0
         return logits
+
+
+class _IgnoresSourceMask:
+    """A model whose decoder is never given the source mask: a learner's slip, reproduced."""
+
+    def __init__(self, model):
+        self.model, self.pad_id = model, model.pad_id
+
+    def encode(self, source):
+        return self.model.encode(source)
+
+    def decode(self, tokens, memory, source_mask):
+        return self.model.decode(tokens, memory, None)
 
 
 def _real_model():
@@ -232,30 +269,47 @@ def check_greedy_decode(student):
                   (scripted, rows_end_apart), {"bos_id": 1, "eos_id": 2, "max_length": 3}, hint=hint),
              Case("untrained translator, batch of one",
                   (_real_model(), torch.tensor([[4, 5, 6, 7]])),
-                  {"bos_id": 1, "eos_id": 2, "max_length": 6}, hint=hint)]
+                  {"bos_id": 1, "eos_id": 2, "max_length": 6}, hint=hint),
+             Case("untrained translator, padded sources of different lengths",
+                  (_real_model(), torch.tensor([[4, 5, 6, 7, 8, 9], [10, 0, 0, 0, 0, 0],
+                                                [5, 5, 11, 0, 0, 0]])),
+                  {"bos_id": 1, "eos_id": 2, "max_length": 8},
+                  hint="pass the source_mask returned by model.encode to every model.decode call: "
+                       "it hides the padding from the cross-attention. " + hint)]
     return check_function(student, greedy_decode, cases, exercise="Exercise 4 (greedy decoding)",
                           diagnose=_diagnose_greedy_decode)
 
 
 def _diagnose_greedy_decode(case, expected, got):
     bos_id, eos_id = case.kwargs["bos_id"], case.kwargs["eos_id"]
-    if not isinstance(got, torch.Tensor) or got.ndim != 2:
+    if not isinstance(got, torch.Tensor) or got.ndim != 2 or got.shape[0] != expected.shape[0]:
         return None
-    if got.shape[1] == expected.shape[1] + 1 and (got[:, 0] == bos_id).all():
+    model, source = case.args
+    pad_id, length = model.pad_id, expected.shape[1]
+    if got.shape[1] == length + 1 and (got[:, 0] == bos_id).all():
         return "return the generated tokens without the leading <bos> column (tokens[:, 1:])."
-    if got.shape[0] != expected.shape[0] or got.shape[1] < 1:
-        return None
-    pad_id, length = case.args[0].pad_id, expected.shape[1]
-    if (got.shape[1] > length and torch.equal(got[:, :length], expected)
-            and (got[:, length:] == pad_id).all()):
-        return "stop as soon as every row has produced eos_id: the loop ran on after that."
-    if got.shape == expected.shape:
-        after_end = (expected == pad_id) & (got != pad_id)
-        before_end = expected != pad_id
-        if after_end.any() and torch.equal(got[before_end], expected[before_end]):
-            return ("after a row has produced eos_id, write pad_id in it (masked_fill with the "
-                    "rows already finished), whatever the model predicts there.")
-    if torch.equal(got[:, 0], expected[:, 0]):
+    before_end = expected != pad_id
+    if got.shape[1] > length and torch.equal(got[:, :length][before_end], expected[before_end]):
+        return ("the loop ran on after every row had produced eos_id: stop as soon as all rows "
+                "have finished (e.g. finished.all()), and write pad_id in the rows that finished "
+                "earlier.")
+    if got.shape[1] < length and torch.equal(got, expected[:, :got.shape[1]]):
+        return ("the loop stopped while some rows were unfinished: stop only when *every* row "
+                "has produced eos_id (all, not any), or after max_length tokens.")
+    same_shape = got.shape == expected.shape
+    if isinstance(model, transformer.Seq2SeqTransformer) and same_shape:
+        unmasked = greedy_decode(_IgnoresSourceMask(model), source, **case.kwargs)
+        if not torch.equal(unmasked, expected) and torch.equal(unmasked, got):
+            return ("pass the source_mask returned by model.encode to every model.decode call: "
+                    "without it the cross-attention reads the padding of the shorter sources.")
+    if same_shape and ((expected == eos_id) & (got == pad_id)).any():
+        return ("keep the eos_id itself and pad only the steps after it: mask the new tokens with "
+                "the rows that had finished *before* this step, then update the finished rows.")
+    if (same_shape and ((expected == pad_id) & (got != pad_id)).any()
+            and torch.equal(got[before_end], expected[before_end])):
+        return ("after a row has produced eos_id, write pad_id in it (masked_fill with the "
+                "rows already finished), whatever the model predicts there.")
+    if got.shape[1] > 0 and torch.equal(got[:, 0], expected[:, 0]):
         return ("the first token is right but later ones differ: feed back the whole sequence so "
                 "far (with <bos> first) and take the prediction at the *last* position, "
                 "logits[:, -1].")
