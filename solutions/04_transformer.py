@@ -661,8 +661,9 @@ edges = [1] + [10 ** power for power in range(2, len(str(MAX_NUMBER)) + 1)]
 for low, high in zip(edges[:-1], edges[1:]):
     chosen = (test_numbers >= low) & (test_numbers < high)
     in_training = ((train_numbers >= low) & (train_numbers < high)).sum()
+    wrong_share = f"{1 - correct[chosen].mean():6.1%} of these wrong" if chosen.any() else "none to test"
     print(f"numbers {low:>7,} to {high - 1:>7,}: {in_training:>7,} in training, {chosen.sum():>6,} "
-          f"held out, {1 - correct[chosen].mean():6.1%} of these wrong")
+          f"held out, {wrong_share}")
 first_words = [french(int(n)).replace("-", " ").split(" ")[0] for n in train_numbers]
 print(f"training sources whose first word is 'quarante': {first_words.count('quarante')}, "
       f"'quatre': {first_words.count('quatre')}")
