@@ -107,9 +107,10 @@ class Seq2SeqTransformer(nn.Module):
         self.decoder_norm = nn.LayerNorm(dim) if norm_first else nn.Identity()
         self.output = nn.Linear(dim, target_vocab_size)
         # Embeddings are multiplied by sqrt(dim) below, as in the paper; starting them with
-        # standard deviation 1/sqrt(dim) makes token vectors and positional encodings equally
-        # large. (PyTorch's default, std 1, would make tokens sqrt(dim) times larger and drown
-        # the positions: the model then learns far more slowly.)
+        # standard deviation 1/sqrt(dim) gives token vectors a length of about sqrt(dim), close
+        # to the positional encodings' sqrt(dim / 2). (PyTorch's default, std 1, would make the
+        # tokens about sqrt(2 dim) times longer than the positions and drown them: the
+        # lesson 04 translator then learns far more slowly.)
         for embedding in (self.source_embedding, self.target_embedding):
             nn.init.normal_(embedding.weight, std=dim ** -0.5)
 

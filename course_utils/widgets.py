@@ -201,6 +201,8 @@ def cross_attention_figure(source: str, output: str, weights, *, layers: Sequenc
     (:func:`word_attention`) and prints the weights. ``layers`` picks the layers to draw.
     """
     weights = np.asarray(weights, dtype=np.float64)
+    if not source or not output:
+        raise ValueError("source and output must not be empty: there is no map to draw")
     if weights.ndim != 4 or weights.shape[2:] != (len(output), len(source)):
         raise ValueError(f"weights must have shape (layers, heads, {len(output)}, {len(source)}), "
                          f"got {weights.shape}")
@@ -255,6 +257,10 @@ def translation_widget(translate, max_number: int, num_layers: int, value: int =
 
     def draw(number, layer, by_words):
         source, output, expected, weights = translate(number)
+        if not output:
+            print(f"{number:,}: '{source}' -> nothing (the model wrote <eos> first); "
+                  f"expected '{expected}'")
+            return
         verdict = "correct" if output == expected else f"wrong, expected '{expected}'"
         layers = None if layer == "all" else [layer - 1]
         cross_attention_figure(source, output, weights, layers=layers, by_words=by_words,

@@ -83,6 +83,8 @@ def test_cross_attention_figure_and_translation_widget():
     def translate(number):
         return "un b", "one", "one", weights[:, :, :3, :4]
 
+    with pytest.raises(ValueError, match="empty"):
+        widgets.cross_attention_figure("un", "", weights[:, :, :0, :2])
     widget = widgets.translation_widget(translate, max_number=9, num_layers=2, value=1)
     assert [child.description for child in widget.children[:3]] == ["number", "layer", "sum into words"]
     assert widget.children[1].options == ("all", 1, 2)
@@ -108,3 +110,12 @@ def test_word_attention_keeps_rows_summing_to_one():
     assert np.allclose(widgets.word_attention(one_hot, source, output), [[0, 0, 1], [0, 0, 1]])
     fig = widgets.cross_attention_figure(source, output, weights, by_words=True)
     plt.close(fig)
+
+
+def test_translation_widget_says_when_nothing_was_written(capsys):
+    empty = np.zeros((2, 3, 0, 2))
+    widget = widgets.translation_widget(lambda number: ("un", "", "one", empty), max_number=9,
+                                        num_layers=2, value=1)
+    widget.update()  # outside a notebook, the widget's output goes to stdout
+    assert "wrote <eos> first" in capsys.readouterr().out
+    plt.close("all")
