@@ -578,8 +578,8 @@ print(f"exact translations of {len(test_numbers):,} held-out numbers: {correct.m
 # are the same, so a number is translated exactly by greedy decoding precisely when teacher
 # forcing finds every character right. The difference starts *after* the first mistake:
 # teacher forcing puts the decoder back on track at the next character, while greedy
-# decoding continues from its own error, in a situation it never met in training, and errors
-# can pile up. This mismatch is called *exposure bias* [Ranzato et al., 2016; Bengio et al.,
+# decoding continues from its own error, often in a situation it never met in training, and
+# errors can pile up. This mismatch is called *exposure bias* [Ranzato et al., 2016; Bengio et al.,
 # 2015 propose scheduled sampling against it]. We measure it on the wrong translations: how
 # many characters are wrong with teacher forcing, and how far (in edits) the freely decoded
 # translation is from the right one.
@@ -625,9 +625,8 @@ if len(wrong):
 # edits away from the right ones: after one wrong choice (say "four" where "forty" was due)
 # the decoder writes a fluent continuation of its *own* prefix (here, something like "four
 # hundred ..."; section 6 lists real cases), and one wrong character becomes a wrong word or
-# more. Character-level accuracy under teacher
-# forcing, the number watched during training, understates the errors of free decoding:
-# evaluate the model the way it will be used.
+# more. Character-level accuracy under teacher forcing, the number watched during training,
+# understates the errors of free decoding: evaluate the model the way it will be used.
 #
 # **Beam search** (optional) keeps the $k$ most likely partial translations at every step
 # instead of one, and returns the most likely complete one (with a length penalty, as longer
