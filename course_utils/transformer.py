@@ -9,7 +9,8 @@ Tensors are batch first: (N, L, d). Masks are boolean, True where attention is a
 * :class:`DecoderLayer`: causal self-attention, cross-attention into the encoder's output,
   feed-forward, each with residual and layer norm;
 * :class:`Seq2SeqTransformer`: embeddings + sinusoidal positions, a stack of each, a linear
-  layer to the target vocabulary, and greedy decoding.
+  layer to the target vocabulary;
+* :func:`greedy_decode` and :func:`beam_search`: generating a translation token by token.
 """
 
 import math
@@ -164,3 +165,44 @@ def greedy_decode(model, source: torch.Tensor, *, bos_id: int, eos_id: int,
         if finished.all():
             break
     return tokens[:, 1:]
+
+
+@torch.no_grad()
+def beam_search(model, source: torch.Tensor, *, bos_id: int, eos_id: int, beam_size: int = 4,
+                max_length: int = 100) -> tuple[list[int], float]:
+    """The most likely translation of one source (1, L_x) that a beam of ``beam_size`` finds.
+
+    At every step each of the (at most) ``beam_size`` unfinished hypotheses is extended by
+    every token; the ``beam_size`` best extensions by total log-probability are kept, and
+    those ending in ``eos_id`` are set aside as finished. The search stops when the best
+    finished hypothesis beats every unfinished one (log-probabilities only decrease as a
+    hypothesis grows, so none can overtake it) or after ``max_length`` tokens. Returns (tokens
+    without <bos>, ending with <eos> unless cut by ``max_length``; their log-probability).
+    With ``beam_size=1`` this is greedy decoding.
+    """
+    if source.ndim != 2 or len(source) != 1:
+        raise ValueError(f"beam_search translates one source of shape (1, L), got {tuple(source.shape)}")
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+    memory, source_mask = model.encode(source)
+    alive = torch.full((1, 1), bos_id, dtype=torch.long, device=source.device)
+    scores = torch.zeros(1, device=source.device)
+    finished: list[tuple[list[int], float]] = []
+    for _ in range(max_length):
+        count = len(alive)
+        logits = model.decode(alive, memory.expand(count, -1, -1),
+                              source_mask.expand(count, -1, -1, -1))[:, -1]
+        candidates = (scores[:, None] + logits.log_softmax(dim=-1)).flatten()
+        best, index = candidates.topk(min(beam_size, len(candidates)))
+        vocabulary = logits.shape[-1]
+        rows, tokens = index // vocabulary, index % vocabulary
+        extended = torch.cat([alive[rows], tokens[:, None]], dim=1)
+        ended = tokens == eos_id
+        finished += [(row[1:].tolist(), score.item()) for row, score in zip(extended[ended], best[ended])]
+        alive, scores = extended[~ended], best[~ended]
+        best_finished = max((score for _, score in finished), default=-math.inf)
+        if len(alive) == 0 or best_finished >= scores.max().item():
+            break
+    if not finished:  # cut by max_length: the best unfinished hypothesis
+        return alive[0, 1:].tolist(), scores[0].item()
+    return max(finished, key=lambda hypothesis: hypothesis[1])

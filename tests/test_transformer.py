@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -111,3 +113,56 @@ def test_token_and_position_signals_start_equally_large():
     positions = model.positions.table[:30]
     ratio = embedded.norm(dim=-1).mean() / positions.norm(dim=-1).mean()
     assert 0.7 < ratio < 1.4
+
+
+class _Trap:
+    """Step 0: token 3 (p 0.6) or token 4 (p 0.4). After 3, eleven tokens share the rest evenly
+    and none ends the sequence soon; after 4, <eos> (2) is certain. Greedy takes 3; the most
+    likely sequence is [4, <eos>]."""
+
+    pad_id = 0
+
+    def encode(self, source):
+        return torch.zeros(len(source), 1, 1), torch.ones(len(source), 1, 1, 1, dtype=torch.bool)
+
+    def decode(self, tokens, memory, source_mask):
+        batch, length = tokens.shape
+        probabilities = torch.full((batch, length, 16), 1e-9)
+        for row in range(batch):
+            for position in range(length):
+                history = tokens[row, 1:position + 1].tolist()
+                if not history:
+                    probabilities[row, position, 3], probabilities[row, position, 4] = 0.6, 0.4
+                elif history[0] == 4:
+                    probabilities[row, position, 2] = 1.0
+                else:
+                    probabilities[row, position, 5:16] = 1 / 11
+        return probabilities.log()
+
+
+def test_beam_search_finds_what_greedy_misses():
+    from course_utils.transformer import beam_search, greedy_decode
+    source = torch.tensor([[5]])
+    greedy = greedy_decode(_Trap(), source, bos_id=1, eos_id=2, max_length=4)
+    assert greedy[0, 0].item() == 3
+    tokens, score = beam_search(_Trap(), source, bos_id=1, eos_id=2, beam_size=2, max_length=4)
+    assert tokens == [4, 2]
+    assert score == pytest.approx(math.log(0.4), abs=1e-6)
+
+
+def test_beam_of_one_is_greedy_and_bad_input_is_refused():
+    from course_utils.transformer import beam_search
+    model = small_model().eval()
+    source = torch.tensor([[4, 5, 6, 7]])
+    greedy = model.greedy_decode(source, bos_id=1, eos_id=2, max_length=10)[0].tolist()
+    tokens, _ = beam_search(model, source, bos_id=1, eos_id=2, beam_size=1, max_length=10)
+    assert tokens == greedy[:len(tokens)] and all(t == 0 for t in greedy[len(tokens):])
+    wide, wide_score = beam_search(model, source, bos_id=1, eos_id=2, beam_size=4, max_length=10)
+    with torch.no_grad():  # the returned score is the sequence's log-probability
+        inputs = torch.tensor([[1] + wide[:-1]])
+        log_probabilities = model(source, inputs).log_softmax(-1)[0]
+    assert wide_score == pytest.approx(log_probabilities[range(len(wide)), wide].sum().item(), abs=1e-4)
+    with pytest.raises(ValueError, match="one source"):
+        beam_search(model, torch.tensor([[4, 5], [6, 7]]), bos_id=1, eos_id=2)
+    with pytest.raises(ValueError, match="beam_size"):
+        beam_search(model, source, bos_id=1, eos_id=2, beam_size=0)
