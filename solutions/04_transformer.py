@@ -669,7 +669,6 @@ def first_wrong_word(got: str, want: str) -> str:
     return "(ending)"
 
 
-wrong = np.flatnonzero(~correct)
 print(f"{len(wrong)} wrong of {len(test_numbers):,}:")
 for index in wrong[:12]:
     number = int(test_numbers[index])

@@ -105,14 +105,8 @@ def test_other_slips_are_named(capsys):
 
 def test_greedy_decoding_slips_are_named(capsys):
     def no_padding_after_end(model, source, *, bos_id, eos_id, max_length=100):
-        memory, source_mask = model.encode(source)
-        tokens = torch.full((len(source), 1), bos_id)
-        for _ in range(max_length):
-            next_token = model.decode(tokens, memory, source_mask)[:, -1].argmax(dim=-1)
-            tokens = torch.cat([tokens, next_token[:, None]], dim=1)
-            if (tokens == eos_id).any(dim=1).all():
-                break
-        return tokens[:, 1:]
+        return _decode_with(model, source, bos_id=bos_id, eos_id=eos_id, max_length=max_length,
+                            stop=lambda finished: finished.all(), pad=False)
 
     def feeds_only_the_last_token(model, source, *, bos_id, eos_id, max_length=100):
         memory, source_mask = model.encode(source)
@@ -196,3 +190,11 @@ def test_greedy_decoding_loop_slips_get_their_own_advice(slip, advice, capsys):
     out = capsys.readouterr().out
     assert advice in out
     assert "keepdim" not in out  # the general shape advice is left out when a diagnosis explains it
+
+
+def test_diagnosing_a_wrong_decoder_layer_leaves_the_random_numbers_alone():
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    lesson04.check_decoder_layer(DecoderWithoutCausalMask)
+    assert torch.equal(torch.rand(3), expected_next)
