@@ -37,7 +37,53 @@ _MARKER = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>### (BEGIN|END) SOLUTION)[ 
 
 
 class SourceError(ValueError):
-    """A lesson source file is malformed (unbalanced or nested solution markers)."""
+    """A lesson source file is malformed: unbalanced or nested solution markers, a cell header
+    carrying text, or a line that Markdown would turn into a list item by accident."""
+
+
+# What a cell header may carry after ``# %%``: an optional ``[markdown]`` and ``key=value``
+# metadata (tags). Jupytext stores any other text after the header as cell metadata, so the
+# rendered cell would silently start mid-sentence.
+_HEADER = re.compile(r"^# %%(?P<rest>.*)$")
+_HEADER_REST = re.compile(r"^(\s+\[markdown\])?(\s+[A-Za-z_]+=\S+)*\s*$")
+# A Markdown list item that may interrupt a paragraph (CommonMark: a bullet, or an ordered
+# list that starts at 1).
+_LIST_ITEM = re.compile(r"^\s{0,3}([-*+]|1[.)])\s+\S")
+
+
+def check_cell_headers(text: str, where: str) -> None:
+    """Refuse a ``# %%`` header line with text after it (jupytext would hide it as metadata)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _HEADER.match(line)
+        if match and not _HEADER_REST.match(match["rest"]):
+            raise SourceError(f"{where}, line {number}: the cell header carries text "
+                              f"({line.strip()!r}); start the text on the next line")
+
+
+def check_markdown_lists(markdown: str, where: str) -> None:
+    """Refuse a paragraph line followed by a line that Markdown reads as a new list item.
+
+    "... summed over classes.\\n1. The loss is ..." renders as a paragraph cut short and a
+    numbered list: re-wrap the text so the number or dash does not start a line, or leave a
+    blank line before a real list.
+    """
+    previous, in_list, in_fence = "", False, False
+    for number, line in enumerate(markdown.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            in_fence = not in_fence
+        if in_fence or stripped.startswith(("$$", "|", "<", "#")):
+            previous, in_list = ("" if stripped.startswith("#") else stripped), False
+            continue
+        if _LIST_ITEM.match(line):
+            if previous and not in_list:
+                raise SourceError(f"{where}, line {number}: {stripped[:40]!r} starts a list "
+                                  f"in the middle of a paragraph; re-wrap the line before it, "
+                                  f"or leave a blank line before a real list")
+            in_list = True
+        elif not stripped:
+            in_list = False
+        previous = stripped
 
 
 def split_solution(source: str, where: str = "cell") -> tuple[str, str]:
@@ -79,9 +125,13 @@ def solution_lines(source_path: Path) -> list[str]:
 
 def build_notebooks(source_path: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
     """Read a lesson source and return (solution_notebook, student_notebook)."""
-    notebook = jupytext.read(source_path, fmt="py:percent")
+    text = source_path.read_text(encoding="utf-8")
+    check_cell_headers(text, source_path.name)
+    notebook = jupytext.reads(text, fmt="py:percent")
     solution_cells, student_cells = [], []
     for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown":
+            check_markdown_lists(cell.source, f"{source_path.name}, cell {index + 1}")
         tags = cell.metadata.get("tags", [])
         solution_cell = nbformat.from_dict(dict(cell))
         student_cell = nbformat.from_dict(dict(cell))

@@ -284,20 +284,27 @@ def _match_state(module, expected_state: dict) -> None:
 
 
 def check_module(student_cls, reference_cls, cases: Sequence[Case], *, exercise: str,
-                 atol: float = 1e-5, rtol: float = 1e-4, diagnose: Callable | None = None) -> type:
+                 atol: float = 1e-5, rtol: float = 1e-4, diagnose: Callable | None = None,
+                 prepare: Callable | None = None) -> type:
     """Check an ``nn.Module`` class: each case is ``Case(name, (init_kwargs, input))``; a
     tuple input is passed as several arguments.
 
     Both classes are built with the same arguments; the reference's weights are loaded into the
     learner's module (so parameter names and shapes must match the instructions), then the
-    outputs on the input are compared. ``diagnose`` is as in :func:`run_check`. Returns the
-    class the notebook should use next.
+    outputs on the input are compared. ``prepare(reference_module)``, if given, edits the
+    freshly built reference before its weights are copied (e.g. random norm weights, so that a
+    layer that mixes up its norms cannot pass by luck). ``diagnose`` is as in :func:`run_check`.
+    Returns the class the notebook should use next: the learner's when it passes, else
+    ``reference_cls`` itself, so that running the check cell again is recognised as the
+    reference and never graded as the learner's work.
     """
     def output_of(module_cls):
         def run(init_kwargs, inputs):
             with torch.random.fork_rng():  # do not disturb the notebook's random numbers
                 torch.manual_seed(0)
                 reference = reference_cls(**init_kwargs)
+                if prepare is not None:
+                    prepare(reference)
                 module = module_cls(**init_kwargs)
             state = reference.state_dict()
             _match_state(module, state)

@@ -4,6 +4,11 @@ The *profile* sizes every notebook: ``quick`` (small data, few epochs, about 90 
 on a 2-core CPU) or ``full`` (more data and epochs, real datasets where a lesson offers them).
 Without a GPU the default is ``quick``; with one it is ``full``. The environment variable
 ``COURSE_PROFILE`` overrides the default.
+
+``COURSE_CAPPED=1`` with the full profile runs every full-profile code path with its amounts
+capped (``cfg.pick(..., capped=...)``): the shapes, models and branches of the full profile, with
+the data and epochs of a CPU test run. CI uses it so that a GPU runner never meets code that
+nothing has run.
 """
 
 import os
@@ -17,6 +22,7 @@ import torch
 PROFILES = ("quick", "full")
 PROFILE_ENV_VAR = "COURSE_PROFILE"
 DEVICE_ENV_VAR = "COURSE_DEVICE"
+CAPPED_ENV_VAR = "COURSE_CAPPED"
 
 
 @dataclass(frozen=True)
@@ -26,14 +32,22 @@ class CourseConfig:
     profile: str
     device: torch.device
     seed: int
+    capped: bool = False
 
     @property
     def quick(self) -> bool:
         return self.profile == "quick"
 
-    def pick(self, *, quick, full):
-        """Return ``quick`` or ``full`` depending on the profile, e.g. ``cfg.pick(quick=3, full=30)``."""
-        return quick if self.quick else full
+    def pick(self, *, quick, full, capped=None):
+        """Return ``quick`` or ``full`` depending on the profile, e.g. ``cfg.pick(quick=3, full=30)``.
+
+        ``capped`` replaces ``full`` in a capped test run of the full profile (``COURSE_CAPPED=1``):
+        give it for amounts (epochs, numbers of images) that would make that run slow on a CPU,
+        never for shapes (image size, model width), which must stay the full profile's.
+        """
+        if self.quick:
+            return quick
+        return full if capped is None or not self.capped else capped
 
 
 def _mps_available() -> bool:
@@ -73,6 +87,32 @@ def choose_profile(requested: str | None = None, device: torch.device | None = N
     return "full" if device.type == "cuda" else "quick"
 
 
+def choose_capped() -> bool:
+    """True when ``COURSE_CAPPED`` is set to 1 (or true/yes): a capped test run."""
+    value = os.environ.get(CAPPED_ENV_VAR, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"{CAPPED_ENV_VAR}={value!r}: use 1 for a capped test run, or leave it unset.")
+
+
+_current: CourseConfig | None = None
+
+
+def current() -> CourseConfig:
+    """The configuration chosen by the last :func:`setup` call (the notebook's ``cfg``).
+
+    Before any call it is chosen from the environment without seeding or printing, so package
+    code (e.g. ``fit``) always knows the lesson's device.
+    """
+    if _current is not None:
+        return _current
+    device = choose_device()
+    return CourseConfig(profile=choose_profile(None, device), device=device, seed=0,
+                        capped=choose_capped())
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (CPU and GPU) so that a notebook repeats its numbers."""
     if not isinstance(seed, int) or seed < 0:
@@ -91,10 +131,13 @@ def setup(seed: int = 0, profile: str | None = None, device: str | None = None,
         cfg = setup(seed=0)
         epochs = cfg.pick(quick=5, full=30)
     """
+    global _current
     chosen_device = choose_device(device)
     chosen_profile = choose_profile(profile, chosen_device)
     seed_everything(seed)
-    cfg = CourseConfig(profile=chosen_profile, device=chosen_device, seed=seed)
+    cfg = CourseConfig(profile=chosen_profile, device=chosen_device, seed=seed,
+                       capped=chosen_profile == "full" and choose_capped())
+    _current = cfg
     if verbose:
         print(describe(cfg))
     return cfg
@@ -103,6 +146,7 @@ def setup(seed: int = 0, profile: str | None = None, device: str | None = None,
 def describe(cfg: CourseConfig) -> str:
     """The one-line report printed by :func:`setup`."""
     threads = torch.get_num_threads()
-    return (f"profile={cfg.profile} | device={cfg.device.type} | seed={cfg.seed} | "
+    profile = f"{cfg.profile} (capped)" if cfg.capped else cfg.profile
+    return (f"profile={profile} | device={cfg.device.type} | seed={cfg.seed} | "
             f"torch {torch.__version__} | python {platform.python_version()} | "
             f"{threads} CPU thread{'s' if threads != 1 else ''}")

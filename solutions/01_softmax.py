@@ -458,8 +458,8 @@ temperature_widget(logits.numpy(), class_names)
 # $-[y \log s(z) + (1 - y) \log(1 - s(z))]$.
 #
 # **Multi-label** problems (a photo may contain a dog *and* a cat) use one independent sigmoid
-# per class: each class becomes its own yes/no question, and the probabilities no longer sum to
-# 1. The loss is the binary cross-entropy summed or averaged over classes.
+# per class: each class becomes its own yes/no question, and the probabilities no longer sum
+# to 1. The loss is the binary cross-entropy summed or averaged over classes.
 
 # %%
 z = torch.tensor([-2.0, 0.0, 1.5])

@@ -197,7 +197,8 @@ for name, (sizes, gradients) in stacks.items():
 top_ratio = stacks["post-norm"][1][-1] / stacks["pre-norm"][1][-1]
 print(f"gradient at the top layer, post-norm / pre-norm: {top_ratio:.1f}")
 
-# %% [markdown] Without any norm the residual sum grows with every layer (left, log scale):
+# %% [markdown]
+# Without any norm the residual sum grows with every layer (left, log scale):
 # this is the range the layer norm keeps in check. Post-norm resets the scale to 1 after every
 # layer; pre-norm lets the stream grow more slowly. On the right, pre-norm's gradients are
 # largest at the bottom of the stack and fall towards the top: a low layer's output travels up
@@ -442,7 +443,8 @@ print(f"average length of a positional encoding: {mean_length(model.positions.ta
       f"initialisation it would be {mean_length(default_tokens):.1f})")
 
 
-# %% [markdown] The embeddings are multiplied by $\sqrt{d}$ before the positions are added, as
+# %% [markdown]
+# The embeddings are multiplied by $\sqrt{d}$ before the positions are added, as
 # in the paper, and start with a standard deviation of $1/\sqrt{d}$: a token vector then has
 # length about $\sqrt{d}$, a positional encoding $\sqrt{d/2}$ (each sine-cosine pair
 # contributes 1), and neither drowns the other (printed above). With PyTorch's default
@@ -688,7 +690,8 @@ first_words = [french(int(n)).replace("-", " ").split(" ")[0] for n in train_num
 print(f"training sources whose first word is 'quarante': {first_words.count('quarante')}, "
       f"'quatre': {first_words.count('quatre')}")
 
-# %% [markdown] Read the list and the table before going on. Most mistakes are whole words, not
+# %% [markdown]
+# Read the list and the table before going on. Most mistakes are whole words, not
 # random letters: typically one *word* is wrong and the rest is well-formed English, because
 # the spelling of each English word is learned from thousands of examples, while the choice of
 # the word depends on the alignment with the French. And they are not spread evenly: compare
@@ -744,7 +747,8 @@ fig = cross_attention_figure(source_text, written, maps,
 fig = cross_attention_figure(source_text, written, maps, by_words=True,
                              title=f"The same maps summed into words: {source_text} -> {written}")
 
-# %% [markdown] Read each panel row by row: while an English word is being written, where does
+# %% [markdown]
+# Read each panel row by row: while an English word is being written, where does
 # the weight go? Look for the heads whose large shares run down a diagonal, an English word
 # reading the French word with the same meaning ("three" reading "trois", "thousand" reading
 # "mille"), in the order of the French words. Nobody told the model which words correspond:

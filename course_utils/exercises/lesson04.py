@@ -79,16 +79,13 @@ def _decoder_inputs(seed, batch, length_y, length_x, dim, padded):
     return y, memory, memory_mask
 
 
-class _CheckedDecoderLayer(DecoderLayer):
-    """The reference with random layer-norm weights and biases, so that a layer that mixes up
+def _randomise_norms(layer: nn.Module) -> None:
+    """Give a decoder layer random layer-norm weights and biases, so that a layer that mixes up
     its norms (or uses a norm without weights) cannot pass by luck: fresh norms are all 1s and 0s."""
-
-    def __init__(self, dim: int, num_heads: int, hidden: int):
-        super().__init__(dim, num_heads, hidden)
-        with torch.no_grad():
-            for norm in (self.norm1, self.norm2, self.norm3):
-                norm.weight.copy_(1 + 0.5 * torch.randn_like(norm.weight))
-                norm.bias.copy_(0.5 * torch.randn_like(norm.bias))
+    with torch.no_grad():
+        for norm in (layer.norm1, layer.norm2, layer.norm3):
+            norm.weight.copy_(1 + 0.5 * torch.randn_like(norm.weight))
+            norm.bias.copy_(0.5 * torch.randn_like(norm.bias))
 
 
 def check_decoder_layer(student_cls):
@@ -102,12 +99,11 @@ def check_decoder_layer(student_cls):
                   hint=hint),
              Case("batch of one, target of length 1", (init, _decoder_inputs(2, 1, 1, 4, 16, True)),
                   hint=hint)]
-    chosen = check_module(student_cls, _CheckedDecoderLayer, cases,
-                          exercise="Exercise 2 (decoder layer)", diagnose=_diagnose_decoder_layer)
-    return DecoderLayer if chosen is _CheckedDecoderLayer else chosen
+    return check_module(student_cls, DecoderLayer, cases, exercise="Exercise 2 (decoder layer)",
+                        diagnose=_diagnose_decoder_layer, prepare=_randomise_norms)
 
 
-class _Slips(_CheckedDecoderLayer):
+class _Slips(DecoderLayer):
     """The reference layer run with one common mistake, to name the learner's."""
 
     def __init__(self, slip, **init):
@@ -159,7 +155,9 @@ def _diagnose_decoder_layer(case, expected, got):
     init, inputs = case.args
     with torch.random.fork_rng():  # as in check_module: the notebook's random numbers stay put
         torch.manual_seed(0)
-        state = _CheckedDecoderLayer(**init).state_dict()
+        reference = DecoderLayer(**init)
+        _randomise_norms(reference)
+        state = reference.state_dict()
         variants = {slip: _Slips(slip, **init) for slip in _DECODER_SLIPS}
     for slip, advice in _DECODER_SLIPS.items():
         variant = variants[slip]
