@@ -1,10 +1,15 @@
 """pytest hooks shared by the unit tests and the notebook runs (nbval).
 
 After the run, prints how long each notebook took to execute, and fails the run when one takes
-far longer than the quick profile's budget (a sign that a lesson stopped fitting a laptop).
+far longer than the quick profile's budget (a sign that a lesson stopped fitting a laptop), or
+when a notebook showed a figure whose text is too small for a projector (every kernel checks
+each figure it displays: see tests/figure_legibility.py).
 """
 
+import json
 import os
+import shutil
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,12 +19,53 @@ HARD_LIMIT_S = float(os.environ.get("COURSE_NOTEBOOK_LIMIT_S", 2 * NOTEBOOK_BUDG
 _seconds = defaultdict(float)
 _cells = defaultdict(int)
 _failed = set()
+_small_text = defaultdict(list)  # notebook: [(first line of the cell, problems)]
+_figure_report = {"path": None, "read": 0}
+
+STARTUP = """import sys
+sys.path.insert(0, {tests!r})
+import figure_legibility
+figure_legibility.install(get_ipython(), {report!r})
+"""
+
+
+def pytest_configure(config):
+    """Give the notebooks' kernels an IPython startup file that checks every displayed figure."""
+    folder = Path(tempfile.mkdtemp(prefix="course-ipython-"))
+    startup = folder / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    report = folder / "small-figures.jsonl"
+    report.touch()
+    tests = Path(__file__).resolve().parent / "tests"
+    (startup / "00-course-figures.py").write_text(STARTUP.format(tests=str(tests), report=str(report)))
+    os.environ["IPYTHONDIR"] = str(folder)
+    _figure_report["path"] = report
+
+
+def pytest_unconfigure(config):
+    report = _figure_report["path"]
+    if report is not None:
+        shutil.rmtree(report.parent, ignore_errors=True)
+
+
+def _read_figure_report(path: str) -> None:
+    """Attribute the figure problems reported since the last cell to this notebook."""
+    report = _figure_report["path"]
+    if report is None:
+        return
+    with open(report, encoding="utf-8") as lines:
+        lines.seek(_figure_report["read"])
+        for line in lines:
+            entry = json.loads(line)
+            _small_text[path].append((entry["cell"], entry["problems"]))
+        _figure_report["read"] = lines.tell()
 
 
 def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if not path.endswith(".ipynb"):
         return
+    _read_figure_report(path)
     _seconds[path] += report.duration
     if report.when == "call":
         _cells[path] += 1
@@ -37,18 +83,30 @@ def pytest_terminal_summary(terminalreporter):
     for path in sorted(_seconds):
         seconds = _seconds[path]
         status = "FAILED" if path in _failed else "ok"
+        if _small_text[path]:
+            status += f", small text in {len(_small_text[path])} figure(s)"
         if seconds > HARD_LIMIT_S:
             status += f", over the {HARD_LIMIT_S:.0f} s limit"
         elif seconds > NOTEBOOK_BUDGET_S:
             status += f", over the {NOTEBOOK_BUDGET_S} s budget"
         write(f"{path.ljust(width)}  {_cells[path]:5d}  {seconds:7.1f}  {status}")
-    write(f"profile: {os.environ.get('COURSE_PROFILE', 'default')}; "
+    capped = " (capped)" if os.environ.get("COURSE_CAPPED") == "1" else ""
+    write(f"profile: {os.environ.get('COURSE_PROFILE', 'default')}{capped}; "
           f"total {sum(_seconds.values()):.1f} s")
+    for path, figures in sorted(_small_text.items()):
+        for cell, problems in figures:
+            write(f"{path}: a figure of the cell starting {cell!r}: {'; '.join(problems)}")
+    if any(_small_text.values()):
+        write("Figures must stay legible on a projector: at most "
+              "course_utils.plotting.NOTEBOOK_WIDTH_IN wide, text of at least MIN_FONT_PT.")
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if os.environ.get("COURSE_PROFILE", "quick") != "quick":
-        return  # the time limit is the quick profile's promise; the full one may take longer
+    if any(_small_text.values()) and exitstatus == 0:
+        session.exitstatus = 1
+    capped = os.environ.get("COURSE_CAPPED") == "1"
+    if os.environ.get("COURSE_PROFILE", "quick") != "quick" and not capped:
+        return  # the time limit is the quick (and capped) profile's promise; the full one may take longer
     too_slow = [path for path, seconds in _seconds.items() if seconds > HARD_LIMIT_S]
     if too_slow and exitstatus == 0:
         session.exitstatus = 1

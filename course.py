@@ -2,7 +2,9 @@
 """Set up the course and run it, with nothing but Python 3.10+ (standard library only).
 
     python3 course.py lab        create the environment if needed, then open JupyterLab
-    python3 course.py test       create the environment if needed, then run every test
+    python3 course.py test       create the environment if needed, then run every test (the
+                                 notebooks in the quick profile, then the solutions in the
+                                 full profile with capped amounts)
     python3 course.py notebooks  regenerate notebooks/ and solutions/*.ipynb from solutions/*.py
     python3 course.py setup      only create or update the environment (.venv/)
 
@@ -75,11 +77,20 @@ def lab() -> None:
 
 
 def test(extra: list[str]) -> None:
+    """The unit tests and every notebook in the chosen profile (quick by default); then, in the
+    quick profile, the solution notebooks again in the full profile with capped amounts, so that
+    every full-profile code path runs here too (the student notebooks share those paths)."""
     setup()
-    env = dict(os.environ, COURSE_PROFILE=os.environ.get("COURSE_PROFILE", "quick"),
-               TQDM_DISABLE="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
-    run(PYTHON, "-m", "pytest", "tests", "notebooks", "solutions", "--nbval-lax",
-        "--nbval-current-env", "--nbval-cell-timeout=600", *extra, env=env)
+    profile = os.environ.get("COURSE_PROFILE", "quick")
+    env = dict(os.environ, COURSE_PROFILE=profile, TQDM_DISABLE="1",
+               PYDEVD_DISABLE_FILE_VALIDATION="1")
+    nbval = ["--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=600"]
+    run(PYTHON, "-m", "pytest", "tests", "notebooks", "solutions", *nbval, *extra, env=env)
+    if profile == "quick" and os.environ.get("COURSE_CAPPED", "") != "0":
+        print("\nThe full profile's code paths, with capped amounts (COURSE_CAPPED=1):", flush=True)
+        capped = dict(env, COURSE_PROFILE="full", COURSE_CAPPED="1")
+        run(PYTHON, "-m", "pytest", *sorted(ROOT.glob("solutions/[0-9][0-9]_*.ipynb")), *nbval,
+            *extra, env=capped)
 
 
 def notebooks() -> None:

@@ -20,6 +20,8 @@ Run ``python -m course_utils.build`` to regenerate every lesson, ``--check`` to 
 """
 
 import argparse
+import copy
+import platform
 import re
 import sys
 from pathlib import Path
@@ -33,6 +35,12 @@ END = "### END SOLUTION"
 SOLUTION_TAG = "solution"
 STUDENT_STUB = "# YOUR CODE HERE (replace this line and the next)"
 KERNELSPEC = {"name": "dl-course", "display_name": "Python 3 (dl-course)", "language": "python"}
+# What the course's kernel (ipykernel) reports about its language. JupyterLab writes it into a
+# notebook it opens; stored whole and equal, the notebook is not marked modified on opening.
+# The version is that of the Python that built the notebooks: the course's venv.
+LANGUAGE_INFO = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                 "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                 "pygments_lexer": "ipython3", "version": platform.python_version()}
 _MARKER = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>### (BEGIN|END) SOLUTION)[ \t]*$")
 
 
@@ -152,8 +160,7 @@ def _notebook(cells: list, stem: str) -> nbformat.NotebookNode:
         cell.id = f"{stem[:40]}-{index:03d}"  # stable ids: regenerating gives identical files
         cell.metadata.pop("lines_to_next_cell", None)
     notebook.cells = cells
-    notebook.metadata = {"kernelspec": dict(KERNELSPEC),
-                         "language_info": {"name": "python"}}
+    notebook.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": copy.deepcopy(LANGUAGE_INFO)}
     return notebook
 
 
@@ -172,12 +179,21 @@ def render(notebook: nbformat.NotebookNode) -> str:
     return nbformat.writes(notebook, version=4) + "\n"
 
 
+def _without_python_version(text: str) -> str:
+    """A rendered notebook with its Python version blanked: built with another Python, it is
+    still up to date."""
+    notebook = nbformat.reads(text, as_version=4)
+    notebook.metadata.get("language_info", {}).pop("version", None)
+    return render(notebook)
+
+
 def stale_notebooks(root: Path = ROOT) -> list[Path]:
     """Notebooks whose file differs from what their source generates (or that are missing)."""
     stale = []
     for source in lesson_sources(root):
         for notebook, path in zip(build_notebooks(source), targets(source, root)):
-            if not path.exists() or path.read_text(encoding="utf-8") != render(notebook):
+            if not path.exists() or (_without_python_version(path.read_text(encoding="utf-8"))
+                                     != _without_python_version(render(notebook))):
                 stale.append(path)
     return stale
 

@@ -14,8 +14,13 @@ notebook should use:
 * gives a wrong answer: names the case, the input, what was expected and what came back
   (shape, dtype, NaN, values), returns the reference;
 * right on every case: a clear pass, and returns the learner's own function.
+
+The verdict is shown as a coloured box (PASSED, NOT DONE or WRONG) in Jupyter, with the same
+text as plain output for terminals and test runs.
 """
 
+import html
+import textwrap
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,11 +49,18 @@ class Case:
 
 @dataclass
 class CheckResult:
-    """What a check found: ``status`` is ``"pass"``, ``"todo"``, ``"error"`` or ``"fail"``."""
+    """What a check found: ``status`` is ``"pass"``, ``"todo"``, ``"error"`` or ``"fail"``.
+
+    ``message`` says what was found in one sentence; ``hint`` what to do about it; ``case`` and
+    ``inputs`` name the failing case and describe its input.
+    """
 
     exercise: str
     status: str
     message: str
+    hint: str = ""
+    case: str = ""
+    inputs: str = ""
 
     @property
     def passed(self) -> bool:
@@ -82,6 +94,12 @@ def describe_value(value, max_items: int = 6) -> str:
     if isinstance(value, torch.nn.Module):  # its repr lists every layer: far too long here
         return f"a {type(value).__name__} model"
     text = repr(value)
+    if isinstance(value, (tuple, list)) and len(text) > 100:
+        # Several inputs: their shapes say what the case is; their values would not fit.
+        items = [f"{'tensor' if isinstance(item, torch.Tensor) else 'array'} of shape "
+                 f"{tuple(item.shape)}" if isinstance(item, (torch.Tensor, np.ndarray))
+                 else describe_value(item) for item in value]
+        return f"({', '.join(items)})"
     return text if len(text) <= 100 else text[:97] + "..."
 
 
@@ -152,6 +170,9 @@ def compare(expected, got, *, atol: float = 1e-5, rtol: float = 1e-4,
     if isinstance(expected, int):
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.item()
+        if isinstance(got, (float, np.floating)):
+            return (f"expected the integer {expected} but got the float {float(got)!r}: return an "
+                    f"int (use // for division, or int(...) once the result is whole)")
         if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
             return f"expected the integer {expected} but got {describe_value(got)}"
         return None if got == expected else f"expected {expected:,} but got {int(got):,}"
@@ -200,25 +221,28 @@ def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case
     parts of a tuple answer in the feedback.
     """
     if not callable(student_fn):
-        return CheckResult(exercise, "error", f"{exercise}: expected a function but got "
-                           f"{type(student_fn).__name__}. Run the exercise cell above first.")
+        return CheckResult(exercise, "error", f"expected a function but got "
+                           f"{type(student_fn).__name__}.", hint="Run the exercise cell above first.")
     if student_fn is reference_fn:
         # An earlier run of the check cell swapped in the reference: do not grade it as theirs.
-        return CheckResult(exercise, "todo", f"{exercise}: this is the reference version, left "
-                           f"by an earlier run of this cell; your own code was not checked.")
+        return CheckResult(exercise, "todo", "this is the reference version, left by an earlier "
+                           "run of this cell; your own code was not checked.",
+                           hint="Run the exercise cell above (it defines your version), then "
+                                "this cell again.")
     for case in cases:
         expected = reference_fn(*_clone(case.args), **_clone(case.kwargs))
         args, kwargs = _clone(case.args), _clone(case.kwargs)
         try:
             got = student_fn(*args, **kwargs)
         except NotImplementedError:
-            return CheckResult(exercise, "todo", f"{exercise}: not implemented yet.")
+            return CheckResult(exercise, "todo", "not implemented yet.",
+                               hint="Fill in the TODO in the exercise cell above, then run it "
+                                    "and this cell again.")
         except Exception as error:  # the learner's bug is reported, never propagated
             return CheckResult(exercise, "error",
-                               f"{exercise}: your code raised {type(error).__name__}: {error}"
-                               f"{_where_it_failed(error)} on the case '{case.name}' "
-                               f"(input: {_describe_inputs(case)})."
-                               + (f" Hint: {case.hint}" if case.hint else ""))
+                               f"your code raised {type(error).__name__}: {error}"
+                               f"{_where_it_failed(error)}.", hint=case.hint, case=case.name,
+                               inputs=_describe_inputs(case))
         problem = compare(expected, got, atol=atol, rtol=rtol, names=output_names)
         if problem is None:
             problem = compare(case.args, args) or compare(case.kwargs, kwargs)  # originals: only copies were passed
@@ -229,28 +253,82 @@ def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case
                 diagnosis = diagnose(case, expected, got) if diagnose else None
             except Exception:  # a diagnosis is a bonus; never let it break the check
                 diagnosis = None
-            hint = diagnosis or case.hint
             if diagnosis:
                 problem = problem.replace(SHAPE_ADVICE, "")
-            hint = f" Hint: {hint}" if hint else ""
-            return CheckResult(exercise, "fail",
-                               f"{exercise}: wrong on the case '{case.name}' "
-                               f"(input: {_describe_inputs(case)}): {problem}.{hint}")
+            return CheckResult(exercise, "fail", f"{problem}.", hint=diagnosis or case.hint,
+                               case=case.name, inputs=_describe_inputs(case))
     names = "; ".join(case.name for case in cases)
-    return CheckResult(exercise, "pass", f"{exercise}: correct on all {len(cases)} cases ({names}).")
+    count = f"all {len(cases)} cases" if len(cases) > 1 else "the one case"
+    return CheckResult(exercise, "pass", f"correct on {count} ({names}).")
+
+
+VERDICTS = {  # status: (word, plain-text mark, colour of the box's edge, its background)
+    "pass": ("PASSED", PASS, "#1a7f37", "#e9f7ee"),
+    "todo": ("NOT DONE", TODO, "#9a6700", "#fff8e1"),
+    "fail": ("WRONG", FAIL, "#cf222e", "#fdecee"),
+    "error": ("WRONG", FAIL, "#cf222e", "#fdecee"),
+}
+TEXT_WIDTH = 100
+
+
+class Verdict:
+    """A check's result as Jupyter shows it: a coloured box in HTML, plain text elsewhere."""
+
+    def __init__(self, result: CheckResult):
+        self.result = result
+
+    def _lines(self) -> list[tuple[str, str]]:
+        """(label, text) pairs: what is wrong, what to do, then the details."""
+        result = self.result
+        where = f" on the case '{result.case}'" if result.case else ""
+        lines = [("", f"{result.exercise}{where}: {result.message}")]
+        if result.hint:
+            lines.append(("Hint", result.hint))
+        if result.inputs:
+            lines.append(("Input", result.inputs))
+        if result.status in ("fail", "error"):
+            lines.append(("", f"{USING_REFERENCE} Fix the exercise cell, run it, then this cell."))
+        elif result.status == "todo":
+            lines.append(("", USING_REFERENCE))
+        return lines
+
+    def __str__(self) -> str:
+        word, mark, _, _ = VERDICTS[self.result.status]
+        text = []
+        for number, (label, line) in enumerate(self._lines()):
+            first = f"{mark} {word}: " if number == 0 else "   " + (f"{label}: " if label else "")
+            text.append(textwrap.fill(line, TEXT_WIDTH, initial_indent=first,
+                                      subsequent_indent="   ", break_long_words=False,
+                                      break_on_hyphens=False))
+        return "\n".join(text)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        word, _, edge, background = VERDICTS[self.result.status]
+        rows = []
+        for number, (label, line) in enumerate(self._lines()):
+            text = html.escape(line)
+            if number == 0:
+                rows.append(f'<div><span style="background:{edge};color:white;font-weight:bold;'
+                            f'padding:1px 8px;border-radius:3px;margin-right:8px">{word}</span>'
+                            f'{text}</div>')
+            else:
+                label = f"<b>{html.escape(label)}:</b> " if label else ""
+                rows.append(f'<div style="margin-top:4px">{label}{text}</div>')
+        return (f'<div style="border-left:6px solid {edge};background:{background};color:#1f2328;'
+                f'padding:8px 12px;margin:4px 0;font-family:sans-serif;font-size:14px;'
+                f'line-height:1.45;overflow-wrap:break-word">{"".join(rows)}</div>')
 
 
 def report(result: CheckResult) -> None:
-    """Print a check's result with its mark; failures add that the reference is used instead."""
-    mark = {"pass": PASS, "todo": TODO}.get(result.status, FAIL)
-    if result.status == "pass":
-        print(f"{mark} {result.message}")
-    elif result.status == "todo":
-        print(f"{mark} {result.message} {USING_REFERENCE} "
-              f"Fill in the TODO in the exercise cell above, then run it and this cell again.")
-    else:
-        print(f"{mark} {result.message}\n   {USING_REFERENCE} "
-              f"Fix the cell above, then run it and this cell again.")
+    """Show a check's verdict: a coloured box in Jupyter, plain text in a terminal or a test."""
+    try:
+        from IPython.display import display
+    except ImportError:  # plain Python without IPython
+        print(Verdict(result))
+        return
+    display(Verdict(result))
 
 
 def check_function(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case], *,

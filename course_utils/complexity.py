@@ -34,6 +34,13 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    """Where the model's first parameter (or buffer) lives; the CPU for a model without any."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        return tensor.device
+    return torch.device("cpu")
+
+
 def _macs(module: nn.Module, output: torch.Tensor, include_bias: bool) -> int:
     """Multiply-adds of one call of a leaf module; a bias adds one operation per output."""
     bias = output.numel() if include_bias and getattr(module, "bias", None) is not None else 0
@@ -49,8 +56,11 @@ def _macs(module: nn.Module, output: torch.Tensor, include_bias: bool) -> int:
 
 def layer_table(model: nn.Module, input_shape: tuple, *, include_bias: bool = False,
                 dtype: torch.dtype = torch.float32,
-                device: torch.device | str = "cpu") -> list[LayerStats]:
+                device: torch.device | str | None = None) -> list[LayerStats]:
     """Per-layer statistics of ``model`` for one input of ``input_shape`` (batch included).
+
+    The input is created on ``device``, by default the device of the model's parameters (so a
+    model on the GPU, or built on the "meta" device for its shapes only, works as it is).
 
     ``include_bias`` also counts the bias additions as MACs, as torchinfo does.
     Example: ``layer_table(torchvision.models.alexnet(), (1, 3, 224, 224))``.
@@ -61,6 +71,8 @@ def layer_table(model: nn.Module, input_shape: tuple, *, include_bias: bool = Fa
     if len(input_shape) < 2:
         raise ValueError(f"input_shape must include the batch axis, e.g. (1, 3, 224, 224); "
                          f"got {input_shape}")
+    if device is None:
+        device = _device_of(model)
     rows, handles, counted = [], [], set()
     names = {module: name for name, module in model.named_modules()}
 
@@ -112,7 +124,7 @@ def flop_counter_macs(model: nn.Module, input_shape: tuple) -> int:
     model.eval()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(torch.zeros(input_shape))
+        model(torch.zeros(input_shape, device=_device_of(model)))
     model.train(was_training)
     return counter.get_total_flops() // 2
 

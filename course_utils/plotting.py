@@ -5,6 +5,7 @@ them trains, moves a model or changes global state (no rcParams on import).
 """
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -26,10 +27,16 @@ def _to_numpy_image(image) -> np.ndarray:
     return image
 
 
+LABEL_FONTSIZE = 11  # points: image titles stay readable on a projector (MIN_FONT_PT and more)
+
+
 def show_images(images, labels: Sequence | None = None, class_names: Sequence[str] | None = None,
                 *, predictions: Sequence | None = None, ncols: int = 8, scale: float = 1.4,
                 title: str | None = None, cmap: str = "gray"):
     """A grid of images with their labels (and predictions, wrong ones in red).
+
+    The figure is at most the notebook's width (``NOTEBOOK_WIDTH_IN``): with many columns the
+    cells shrink below ``scale`` inches, never the text, and a label too long for its cell wraps.
 
     Args:
         images: (N, C, H, W) or (N, H, W, C) tensor/array, or a list of images.
@@ -42,13 +49,26 @@ def show_images(images, labels: Sequence | None = None, class_names: Sequence[st
         raise ValueError("show_images needs at least one image")
     ncols = min(ncols, count)
     nrows = math.ceil(count / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + 0.3 * bool(title)),
-                             squeeze=False)
+    cell = min(scale, NOTEBOOK_WIDTH_IN / ncols)
 
     def name(index):
         index = int(index) if not isinstance(index, str) else index
         return class_names[index] if class_names is not None and not isinstance(index, str) else str(index)
 
+    texts, colors = [], []
+    if labels is not None:
+        characters_per_line = max(4, int(cell * 72 / (0.6 * LABEL_FONTSIZE)))  # ~0.6 em a character
+        for position in range(count):
+            text, color = name(labels[position]), "black"
+            if predictions is not None:
+                text += f" / {name(predictions[position])}"
+                color = "black" if int(predictions[position]) == int(labels[position]) else "red"
+            texts.append(textwrap.fill(text, characters_per_line, break_long_words=False))
+            colors.append(color)
+    label_lines = max((text.count("\n") + 1 for text in texts), default=0)
+    label_height = 0.25 * label_lines  # inches above each image
+    height = (cell + label_height) * nrows + 0.5 * bool(title)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, height), squeeze=False)
     for position, ax in enumerate(axes.flat):
         ax.axis("off")
         if position >= count:
@@ -56,14 +76,10 @@ def show_images(images, labels: Sequence | None = None, class_names: Sequence[st
         image = _to_numpy_image(images[position])
         top = 255 if image.dtype == np.uint8 else 1  # fixed range: faint images stay faint
         ax.imshow(image, cmap=cmap, interpolation="nearest", vmin=0, vmax=top)
-        if labels is not None:
-            text, color = name(labels[position]), "black"
-            if predictions is not None:
-                text += f" / {name(predictions[position])}"
-                color = "black" if int(predictions[position]) == int(labels[position]) else "red"
-            ax.set_title(text, fontsize=9, color=color)
+        if texts:
+            ax.set_title(texts[position], fontsize=LABEL_FONTSIZE, color=colors[position])
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=12)
     fig.tight_layout()
     return fig
 
@@ -107,7 +123,8 @@ def plot_confusion_matrix(targets, predictions, class_names: Sequence[str], *,
     """Confusion matrix with counts (or row-normalised rates) written in the cells."""
     counts = confusion_matrix(targets, predictions, len(class_names))
     values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
-    size = max(4.0, 0.45 * len(class_names) + 1.5)
+    cell = min(0.6, (NOTEBOOK_WIDTH_IN - 1.5) / len(class_names))  # inches: the whole fits the notebook
+    size = max(4.0, cell * len(class_names) + 1.5)
     if ax is None:
         fig, ax = plt.subplots(figsize=(size, size))
     else:
@@ -117,13 +134,13 @@ def plot_confusion_matrix(targets, predictions, class_names: Sequence[str], *,
     ax.set_xticks(ticks, class_names, rotation=90 if len(class_names) > 12 else 0)
     ax.set_yticks(ticks, class_names)
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
-    if len(class_names) <= 26:
+    if cell >= 0.45:  # room for a 3-digit count at 10 pt
         threshold = values.max() / 2
         for i in range(len(class_names)):
             for j in range(len(class_names)):
                 if counts[i, j]:
                     text = f"{values[i, j]:.2f}" if normalize else str(counts[i, j])
-                    ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    ax.text(j, i, text, ha="center", va="center", fontsize=10,
                             color="white" if values[i, j] > threshold else "black")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
@@ -142,7 +159,7 @@ def plot_probabilities(probabilities, class_names: Sequence[str] | None = None, 
         fig = ax.figure
     names = list(class_names) if class_names is not None else [str(i) for i in range(len(values))]
     bars = ax.bar(names, values, color=color)
-    ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.bar_label(bars, fmt="%.2f", fontsize=10)
     ax.set(title=title, ylabel=ylabel)
     if ylim is not None:
         ax.set_ylim(*ylim)
@@ -164,8 +181,8 @@ def plot_normalization_axes(num_samples: int = 4, num_channels: int = 6, num_gro
         "instance norm\none sample, one channel": lambda n, c: n == 1 and c == 1,
         f"group norm ({num_groups} groups)\none sample, one group": lambda n, c: n == 1 and c // group_size == 0,
     }
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
-    for ax, (title, chosen) in zip(axes, highlight.items()):
+    fig, axes = plt.subplots(2, 2, figsize=(9, 7), layout="constrained")
+    for ax, (title, chosen) in zip(axes.flatten(), highlight.items()):
         for n in range(num_samples):
             for c in range(num_channels):
                 color = "tab:orange" if chosen(n, c) else "#dde6f0"
@@ -180,7 +197,34 @@ def plot_normalization_axes(num_samples: int = 4, num_channels: int = 6, num_gro
         ax.set_yticks(np.arange(num_samples) + 0.5, [f"x{n}" for n in range(num_samples)])
         ax.set_xlabel("channels C (each cell: H x W values)")
         ax.set_title(title, fontsize=10)
-    axes[0].set_ylabel("samples in the batch N")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("samples in the batch N")
     fig.suptitle("Same formula, different sets: the orange values share one mean and variance")
-    fig.tight_layout()
     return fig
+
+
+# A notebook's output area is about 1000 px wide in JupyterLab at a 1400 px window; matplotlib's
+# inline figures are 100 dpi, so a figure up to 10 in wide is shown at its own size, and a wider
+# one is shrunk with all its text.
+NOTEBOOK_WIDTH_IN = 10.0
+MIN_FONT_PT = 10.0
+
+
+def legibility_problems(fig) -> list[str]:
+    """What would be hard to read on a projector: text smaller than ``MIN_FONT_PT`` once the
+    figure is shrunk to the notebook's width (``NOTEBOOK_WIDTH_IN``). Empty when all is legible."""
+    from matplotlib.text import Text
+
+    width = fig.get_figwidth()
+    shrink = min(1.0, NOTEBOOK_WIDTH_IN / width)
+    fig.draw_without_rendering()  # lays out tick labels, so they are checked too
+    small = {}
+    for text in fig.findobj(Text):
+        label = text.get_text().strip()
+        if label and text.get_visible() and text.get_fontsize() * shrink < MIN_FONT_PT - 1e-6:
+            small.setdefault(round(text.get_fontsize() * shrink, 1), label)
+    problems = [f"text shown at {size:g} pt (e.g. {label[:30]!r})" for size, label in sorted(small.items())]
+    if problems and shrink < 1:
+        problems.append(f"the figure is {width:g} in wide and shrinks to the notebook's "
+                        f"{NOTEBOOK_WIDTH_IN:g} in")
+    return problems

@@ -10,6 +10,49 @@ import torch
 from course_utils.plotting import plot_probabilities
 
 
+def _interactive(draw, **controls):
+    """Like ``ipywidgets.interactive`` over ``draw``, but its output is captured in the kernel.
+
+    ipywidgets captures the output with ``with self.out:``, a protocol in which the front end
+    collects the outputs and sends them back to the kernel. Notebook runners play that front end
+    (nbclient's OutputWidget, in ``jupyter nbconvert --execute`` and papermill) and send on the
+    shell channel while they wait for the cell's reply; that send can swallow the reply's wake-up
+    (jupyter_client sends through a blocking shadow of its asyncio socket), and the run then
+    stalls until the cell's timeout (jupyter/nbclient#312). Setting the Output widget's
+    ``outputs`` from the kernel needs no answer from the front end and shows the same.
+    """
+    import traceback
+
+    import ipywidgets
+    from IPython import get_ipython
+    from IPython.utils.capture import capture_output
+
+    class Interactive(ipywidgets.interactive):
+        def update(self, *args):
+            if get_ipython() is None:  # outside a notebook: print, as ipywidgets does
+                return super().update(*args)
+            show_figures = ipywidgets.widgets.interaction.show_inline_matplotlib_plots
+            show_figures()  # figures drawn before stay out of the widget
+            self.kwargs = {control._kwarg: control.get_interact_value()
+                           for control in self.kwargs_widgets}
+            try:
+                with capture_output() as captured:
+                    self.result = draw(**self.kwargs)
+                    show_figures()
+            except Exception:
+                self.out.outputs = ({"output_type": "stream", "name": "stderr",
+                                     "text": traceback.format_exc()},)
+                return
+            streams = [{"output_type": "stream", "name": name, "text": text}
+                       for name, text in (("stdout", captured.stdout), ("stderr", captured.stderr))
+                       if text]
+            displays = [{"output_type": "display_data", "data": output.data,
+                         "metadata": output.metadata} for output in captured.outputs]
+            self.out.outputs = tuple(streams + displays)
+
+    return Interactive(draw, **controls)
+
+
 def softmax_with_temperature(logits, temperature: float) -> np.ndarray:
     """softmax(logits / T) over the last axis, as a NumPy array."""
     if temperature <= 0:
@@ -42,9 +85,9 @@ def temperature_widget(logits, class_names: Sequence[str] | None = None):
 
     def draw(temperature):
         temperature_figure(logits, temperature, class_names)
-        plt.show()  # returning the figure too would make ipywidgets display it twice
+        plt.show()  # into the widget's output (see _interactive)
 
-    return ipywidgets.interactive(draw, temperature=slider)
+    return _interactive(draw, temperature=slider)
 
 
 # A few classic 3x3 (and 5x5) kernels: what a first convolutional layer often learns by itself.
@@ -77,15 +120,16 @@ def convolution_figure(image: np.ndarray, kernel_name: str):
     grey = grey.mean(axis=-1) / 255 if grey.ndim == 3 else grey / 255
     kernel = np.asarray(KERNELS[kernel_name], dtype=np.float32)
     feature_map = convolve_grey(grey, kernel)
-    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(12, 4.2),
-                                              gridspec_kw={"width_ratios": [4, 1.3, 4]})
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(10, 3.9),
+                                              gridspec_kw={"width_ratios": [4, 1.5, 4]})
     left.imshow(grey, cmap="gray")
     left.set_title("input (grey levels)")
     limit = np.abs(kernel).max()
     middle.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
     for (row, col), value in np.ndenumerate(kernel):
-        middle.text(col, row, f"{value:.2g}", ha="center", va="center", fontsize=8)
-    middle.set_title(f"kernel:\n{kernel_name}", fontsize=9)
+        middle.text(col, row, f"{value:.2g}", ha="center", va="center", fontsize=10,
+                    color="white" if abs(value) > limit / 2 else "black")
+    middle.set_title(f"kernel:\n{kernel_name}", fontsize=10)
     signed = kernel.min() < 0 and kernel_name not in ("sharpen", "identity")
     bound = np.abs(feature_map).max() if signed else None
     right.imshow(feature_map, cmap="RdBu_r" if signed else "gray",
@@ -104,10 +148,10 @@ def convolution_widget(photos: dict[str, np.ndarray]):
 
     def draw(photo, kernel):
         convolution_figure(photos[photo], kernel)
-        plt.show()  # returning the figure would make ipywidgets display it twice
+        plt.show()  # into the widget's output (see _interactive)
 
-    return ipywidgets.interactive(draw, photo=ipywidgets.Dropdown(options=list(photos)),
-                                  kernel=ipywidgets.Dropdown(options=list(KERNELS)))
+    return _interactive(draw, photo=ipywidgets.Dropdown(options=list(photos)),
+                        kernel=ipywidgets.Dropdown(options=list(KERNELS)))
 
 
 def attention_query_figure(keys, key_names: Sequence[str], angle_degrees: float, length: float):
@@ -124,20 +168,20 @@ def attention_query_figure(keys, key_names: Sequence[str], angle_degrees: float,
     angle = np.deg2rad(angle_degrees)
     query = length * np.array([np.cos(angle), np.sin(angle)])
     weights = softmax_with_temperature(keys @ query / np.sqrt(2), 1.0)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
     limit = np.abs(keys).max() * 1.4
     arrow = query / length * limit * 0.8  # the direction only: a long query would leave the plot
     for (x, y), name, weight in zip(keys, key_names, weights):
         left.scatter(x, y, s=60 + 600 * weight, color="tab:blue", alpha=0.4 + 0.6 * weight)
-        left.annotate(name, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
+        left.annotate(name, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=10)
     left.annotate("", xy=arrow, xytext=(0, 0), arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 2})
-    left.text(*(arrow * 1.08), f"query\n(length {length:.3g})", color="tab:red", fontsize=9)
+    left.text(*(arrow * 1.08), f"query\n(length {length:.3g})", color="tab:red", fontsize=10)
     left.set(xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal",
              title="keys (dot size = attention weight)")
     left.axhline(0, color="grey", lw=0.5)
     left.axvline(0, color="grey", lw=0.5)
     plot_probabilities(weights, list(key_names), ax=right, color="tab:orange",
-                       title=f"weights = softmax(q . k / sqrt(2)); the largest is {weights.max():.2f}")
+                       title=f"weights = softmax(q . k / sqrt(2))\nthe largest is {weights.max():.2f}")
     fig.tight_layout()
     return fig
 
@@ -148,9 +192,9 @@ def attention_query_widget(keys, key_names: Sequence[str]):
 
     def draw(angle, length):
         attention_query_figure(keys, key_names, angle, length)
-        plt.show()  # returning the figure too would make ipywidgets display it twice
+        plt.show()  # into the widget's output (see _interactive)
 
-    return ipywidgets.interactive(
+    return _interactive(
         draw, angle=ipywidgets.FloatSlider(value=30, min=-180, max=180, step=5, description="angle"),
         length=ipywidgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1.3, step=0.05,
                                          description="length"))
@@ -192,13 +236,15 @@ def word_attention(weights, source: str, output: str) -> np.ndarray:
 
 
 def cross_attention_figure(source: str, output: str, weights, *, layers: Sequence[int] | None = None,
-                           by_words: bool = False, title: str = ""):
-    """Cross-attention maps of a translation: one panel per (decoder layer, head).
+                           by_words: bool = False, title: str = "", kind: str = "cross"):
+    """Attention maps of a translation: one panel per (layer, head), at most 4 heads in a row.
 
     ``weights`` has shape (layers, heads, len(output), len(source)) (row t: where output
     character t looked in the source). Character maps are labelled by words, with thin lines
     at the spaces and hyphens; ``by_words`` sums them into word-to-word maps
     (:func:`word_attention`) and prints the weights. ``layers`` picks the layers to draw.
+    ``kind="encoder"`` labels the maps as the encoder's self-attention (``output`` is then the
+    source itself, the queries).
     """
     weights = np.asarray(weights, dtype=np.float64)
     if not source or not output:
@@ -206,6 +252,8 @@ def cross_attention_figure(source: str, output: str, weights, *, layers: Sequenc
     if weights.ndim != 4 or weights.shape[2:] != (len(output), len(source)):
         raise ValueError(f"weights must have shape (layers, heads, {len(output)}, {len(source)}), "
                          f"got {weights.shape}")
+    if kind not in ("cross", "encoder"):
+        raise ValueError(f"kind must be 'cross' or 'encoder', got {kind!r}")
     layers = list(range(weights.shape[0])) if layers is None else list(layers)
     heads = weights.shape[1]
     source_words = [word for _, _, word in _word_spans(source)]
@@ -218,57 +266,104 @@ def cross_attention_figure(source: str, output: str, weights, *, layers: Sequenc
         x_centres, _, x_lines = _word_ticks(source)
         y_centres, _, y_lines = _word_ticks(output)
         x_ticks, y_ticks = (x_centres, source_words), (y_centres, output_words)
-    fig, axes = plt.subplots(len(layers), heads, figsize=(3.3 * heads + 1, 3.3 * len(layers) + 0.6),
-                             squeeze=False, layout="constrained")
-    for row, layer in enumerate(layers):
+    columns = min(heads, 4)
+    rows_per_layer = -(-heads // columns)
+    fig, axes = plt.subplots(len(layers) * rows_per_layer, columns, squeeze=False, layout="constrained",
+                             figsize=(min(10.0, 2.3 * columns + 1.5),
+                                      2.2 * len(layers) * rows_per_layer + 1.4))
+    panel_name = "decoder layer" if kind == "cross" else "encoder layer"
+    row_label, column_label = (("English, as written", "French source") if kind == "cross"
+                               else ("French (query)", "French (key)"))
+    cell_points = 72 * 2.3 / max(len(x_ticks[0]), 1)  # the width of a word's column, in points
+    for row_of_layer, layer in enumerate(layers):
         for head in range(heads):
-            ax = axes[row, head]
+            ax = axes[row_of_layer * rows_per_layer + head // columns, head % columns]
             panel = weights[layer, head]
             image = ax.imshow(panel, cmap="viridis", vmin=0, vmax=1, aspect="auto",
                               interpolation="nearest")
-            if by_words:
+            if by_words and cell_points >= 14:  # room for a 10-point ".3"
                 for (y, x), value in np.ndenumerate(panel):
                     if value >= 0.1:
-                        ax.text(x, y, f"{value:.1f}"[1:] if value < 1 else "1", ha="center",
-                                va="center", fontsize=6, color="black" if value > 0.6 else "white")
+                        ax.text(x, y, f"{value:.1f}"[1:] if value < 0.95 else "1", ha="center",
+                                va="center", fontsize=10, color="black" if value > 0.6 else "white")
             for position in x_lines:
                 ax.axvline(position, color="white", lw=0.4, alpha=0.5)
             for position in y_lines:
                 ax.axhline(position, color="white", lw=0.4, alpha=0.5)
-            ax.set_xticks(*x_ticks, rotation=60, ha="right", fontsize=7)
-            ax.set_yticks(*y_ticks, fontsize=7)
-            ax.set_title(f"decoder layer {layer + 1}, head {head + 1}", fontsize=9)
-            if head == 0:
-                ax.set_ylabel("English, as written")
-            if row == len(layers) - 1:
-                ax.set_xlabel("French source")
+            # Every panel has the same words: label them once, on the left and at the bottom.
+            bottom = row_of_layer == len(layers) - 1 and head >= heads - columns
+            ax.set_xticks(x_ticks[0], x_ticks[1] if bottom else [], rotation=90, fontsize=10)
+            ax.set_yticks(y_ticks[0], y_ticks[1] if head % columns == 0 else [], fontsize=10)
+            ax.set_title(f"{panel_name} {layer + 1}, head {head + 1}", fontsize=10)
+            if head % columns == 0:
+                ax.set_ylabel(row_label, fontsize=10)
+            if bottom:
+                ax.set_xlabel(column_label, fontsize=10)
+    for ax in axes.flat[len(layers) * heads:]:
+        ax.set_visible(False)
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=12)
     return fig
 
 
-def translation_widget(translate, max_number: int, num_layers: int, value: int = 97):
-    """Type a number: its translation and cross-attention maps (see :func:`cross_attention_figure`).
+def clamp_number(number: int, max_number: int) -> tuple[int, str]:
+    """The number the translation widget shows for a typed ``number``, and what to tell the
+    user about it ("" when it is in the range 1..``max_number``)."""
+    if number < 1:
+        return 1, f"{number:,} is not a number the model translates: showing 1 instead."
+    if number > max_number:
+        return max_number, (f"{number:,} is above {max_number:,}, the largest number of this "
+                            f"profile's data: showing {max_number:,} instead.")
+    return number, ""
 
-    ``translate(number)`` returns (french, english_written, expected_english, weights).
+
+def translation_view(translate, number: int, max_number: int, layer="all", by_words: bool = True,
+                     maps: str = "cross-attention"):
+    """What the translation widget shows: (a message, the figure or None).
+
+    ``translate(number)`` returns (french, english_written, expected_english, cross-attention
+    weights (layers, heads, L_y, L_x)[, encoder self-attention weights (layers, heads, L_x, L_x)]).
+    """
+    number, clamped = clamp_number(int(number), max_number)
+    source, output, expected, weights, *encoder = translate(number)
+    lines = [clamped] if clamped else []
+    if not output:
+        lines.append(f"{number:,}: '{source}' -> nothing (the model wrote <eos> first); "
+                     f"expected '{expected}'")
+        return "\n".join(lines), None
+    verdict = "correct" if output == expected else f"wrong, expected '{expected}'"
+    lines.append(f"{number:,}: '{source}'\n-> '{output}' ({verdict})")
+    layers = None if layer == "all" else [layer - 1]
+    if maps == "encoder self-attention":
+        if not encoder:
+            lines.append("(no encoder self-attention maps were given for this translator)")
+            return "\n".join(lines), None
+        fig = cross_attention_figure(source, source, encoder[0], layers=layers, by_words=by_words,
+                                     kind="encoder", title="Encoder self-attention")
+    else:
+        fig = cross_attention_figure(source, output, weights, layers=layers, by_words=by_words,
+                                     title="Cross-attention")
+    return "\n".join(lines), fig
+
+
+def translation_widget(translate, max_number: int, num_layers: int, value: int = 97):
+    """Type a number: its translation and attention maps (see :func:`translation_view`).
+
+    A number outside 1..``max_number`` is replaced by the nearest one, with a message saying so.
     """
     import ipywidgets
 
-    def draw(number, layer, by_words):
-        source, output, expected, weights = translate(number)
-        if not output:
-            print(f"{number:,}: '{source}' -> nothing (the model wrote <eos> first); "
-                  f"expected '{expected}'")
-            return
-        verdict = "correct" if output == expected else f"wrong, expected '{expected}'"
-        layers = None if layer == "all" else [layer - 1]
-        cross_attention_figure(source, output, weights, layers=layers, by_words=by_words,
-                               title=f"{number:,}: '{source}' -> '{output}' ({verdict})")
-        plt.show()  # returning the figure too would make ipywidgets display it twice
+    def draw(number, layer, by_words, maps):
+        message, fig = translation_view(translate, number, max_number, layer, by_words, maps)
+        print(message)
+        if fig is not None:
+            plt.show()  # into the widget's output (see _interactive)
 
-    return ipywidgets.interactive(
-        draw, number=ipywidgets.BoundedIntText(value=value, min=1, max=max_number, description="number"),
+    return _interactive(
+        draw, number=ipywidgets.IntText(value=value, description="number"),
         layer=ipywidgets.Dropdown(options=["all", *range(1, num_layers + 1)], value="all",
                                   description="layer"),
-        by_words=ipywidgets.Checkbox(value=True, description="sum into words"))
+        by_words=ipywidgets.Checkbox(value=True, description="sum into words"),
+        maps=ipywidgets.Dropdown(options=["cross-attention", "encoder self-attention"],
+                                 value="cross-attention", description="maps"))

@@ -31,9 +31,15 @@
 # 7. what attention costs compared with fully-connected layers, as the sequence grows;
 # 8. cross-attention, where one sequence queries another.
 #
-# Exercises are checked as before: ⌛ not done (the reference is used), ❌ what failed, ✅ done.
+# Each exercise is followed by a check cell. It says whether your code is not written yet (the
+# rest of the notebook then uses a reference version), wrong (on which case, and why), or right.
+#
+# Notation: a subscript on a vector is its position in a sequence ($\mathbf{x}_t$ is the vector
+# at position $t$; on the matrices of section 4 it numbers the heads). A superscript $(i)$
+# would be the $i$-th example of a data set, as in lesson 01, and $c$ stays a class.
 
 # %%
+import inspect
 import math
 import time
 
@@ -47,15 +53,18 @@ from torch.utils.flop_counter import FlopCounterMode
 from course_utils import setup
 from course_utils.attention import MultiHeadAttention, causal_mask
 from course_utils.exercises import lesson03 as checks
-from course_utils.numberwords import CharVocabulary, english, french, split_numbers, vocabularies
-from course_utils.widgets import attention_query_figure, attention_query_widget
+from course_utils.numberwords import english, french, split_numbers, vocabularies
+from course_utils.recurrent import RecurrentTranslator, exact_matches, train_translator
+from course_utils.widgets import attention_query_figure, attention_query_widget, word_attention
 
 cfg = setup(seed=0)
 
 # %%
 # The translation experiment of section 1 (French number words -> English).
 MAX_NUMBER = cfg.pick(quick=9_999, full=999_999)
-TRANSLATOR_EPOCHS = cfg.pick(quick=3, full=3)
+TRAINING_NUMBERS = cfg.pick(quick=None, full=None, capped=2_000)  # None: the whole training split
+TEST_NUMBERS = cfg.pick(quick=None, full=None, capped=1_000)      # None: every held-out number
+EPOCHS = cfg.pick(quick=3, full=3, capped=1)
 HIDDEN_SIZE = cfg.pick(quick=64, full=256)
 BATCH_SIZE = cfg.pick(quick=64, full=256)
 LEARNING_RATE = 1e-2
@@ -69,175 +78,127 @@ LEARNING_RATE = 1e-2
 
 # %%
 splits = split_numbers(MAX_NUMBER, seed=cfg.seed)
+subsets = np.random.default_rng(cfg.seed)
+train_numbers = subsets.permutation(splits["train"])[:TRAINING_NUMBERS]
+test_numbers = np.sort(subsets.permutation(splits["test"])[:TEST_NUMBERS])
 french_vocab, english_vocab = vocabularies(MAX_NUMBER)
-for number in (7, 71, 80, 97, 1_999, int(splits["test"][-1])):
-    print(f"{number:>7,}  {french(number):45s} -> {english(number)}")
-print(f"numbers 1..{MAX_NUMBER:,}: {len(splits['train']):,} for training, {len(splits['val']):,} "
-      f"for validation, {len(splits['test']):,} held out for the test; {len(french_vocab)} French "
-      f"and {len(english_vocab)} English tokens (characters plus padding, begin and end)")
+for number in (7, 71, 80, 97, 1_999, int(test_numbers[-1])):
+    print(f"{number:>7,}  {french(number)}\n{'->':>9s} {english(number)}")
+print(f"numbers 1..{MAX_NUMBER:,}: {len(train_numbers):,} for training, {len(test_numbers):,} held "
+      f"out for the test;\n{len(french_vocab)} French and {len(english_vocab)} English tokens "
+      f"(characters plus padding, begin and end)")
+
+
+def encode_numbers(numbers):
+    """Source ids (N, L_x) and target ids (N, L_y) on the lesson's device; targets start with
+    <bos> and end with <eos>, and short rows are padded at the end."""
+    source = french_vocab.encode_batch([french(int(n)) for n in numbers])
+    target = english_vocab.encode_batch([english(int(n)) for n in numbers], bos=True, eos=True)
+    return source.to(cfg.device), target.to(cfg.device)
+
+
+train_source, train_target = encode_numbers(train_numbers)
+test_source, test_target = encode_numbers(test_numbers)
+print(f"training tensors: sources {tuple(train_source.shape)}, targets {tuple(train_target.shape)};\n"
+      f"the longest French source has {train_source.shape[1]} characters")
 
 # %% [markdown]
 # The classic neural translator [Sutskever et al., 2014; Cho et al., 2014] is an
-# **encoder-decoder** of recurrent networks. The encoder reads the source characters one by one
-# and updates a hidden state $\mathbf{e}^i$ after each; the decoder then writes the translation
-# one character at a time, starting from the encoder's *last* state. Everything the decoder
-# knows about the source must pass through that one vector, the **context**
-# $\mathbf{c} = \mathbf{e}^{L_x}$, whatever the length of the source.
+# **encoder-decoder** of recurrent networks. The encoder reads the source characters
+# $x_1, \dots, x_{L_x}$ one by one and updates a hidden state $\mathbf{e}_s$ after each
+# position $s$; the decoder then writes the translation one character at a time, starting from
+# the encoder's *last* state. Everything the decoder knows about the source must pass through
+# that one vector, the **context** $\mathbf{z} = \mathbf{e}_{L_x}$, however long the source.
 #
 # Attention [Bahdanau et al., 2015] removes this bottleneck: at every output step $t$, the
 # decoder computes a fresh context as a weighted average of *all* encoder states,
 #
-# $$\mathbf{c}^t = \sum_{i=1}^{L_x} \alpha_i^t \, \mathbf{e}^i , \qquad \sum_i \alpha_i^t = 1 ,$$
+# $$\mathbf{z}_t = \sum_{s=1}^{L_x} \alpha_{t,s} \, \mathbf{e}_s , \qquad \sum_{s} \alpha_{t,s} = 1 ,$$
 #
-# where the weights $\alpha^t$ say which source positions matter for the character being
-# written now. Below, both versions: identical GRU encoders and decoders, the only difference
-# is the context the output layer sees (the attention version is the dot-product form of
-# Luong et al. [2015], with the $1/\sqrt{d}$ scaling of section 3 added; sections 2-3 explain
-# the formula).
+# where the weights $\alpha_{t,s}$ say how much source position $s$ matters for the character
+# written at step $t$. Sections 2-3 explain how such weights are computed; for now, the
+# experiment. Two translators with identical recurrent encoders and decoders
+# (`course_utils.recurrent`) differ only in the context their output layer sees: one fixed
+# vector, or one recomputed at every step. Same data, same number of training steps, same seed:
+# which one translates held-out numbers better, and on which sources?
 
 # %%
-def encode_numbers(numbers):
-    """Source (N, L_x) and target (N, L_y) token ids; targets start with <bos> and end with <eos>."""
-    source = french_vocab.encode_batch([french(int(n)) for n in numbers])
-    target = english_vocab.encode_batch([english(int(n)) for n in numbers], bos=True, eos=True)
-    return source, target
-
-
-class Translator(nn.Module):
-    """GRU encoder-decoder. With ``use_attention`` the context is recomputed at every step."""
-
-    def __init__(self, use_attention: bool, hidden: int = HIDDEN_SIZE, embed: int = 32):
-        super().__init__()
-        self.use_attention = use_attention
-        self.source_embedding = nn.Embedding(len(french_vocab), embed)
-        self.target_embedding = nn.Embedding(len(english_vocab), embed)
-        self.encoder = nn.GRU(embed, hidden, batch_first=True)
-        self.decoder = nn.GRU(embed, hidden, batch_first=True)
-        self.output = nn.Linear(2 * hidden, len(english_vocab))
-
-    def context(self, decoder_states, encoder_states, final_state, source):
-        """(N, L_y, hidden) contexts and the (N, L_y, L_x) attention weights (None if fixed)."""
-        if not self.use_attention:
-            return final_state[-1][:, None, :].expand_as(decoder_states), None
-        scores = decoder_states @ encoder_states.transpose(1, 2) / math.sqrt(encoder_states.shape[-1])
-        scores = scores.masked_fill((source == CharVocabulary.PAD)[:, None, :], float("-inf"))
-        weights = scores.softmax(dim=-1)
-        return weights @ encoder_states, weights
-
-    def encode(self, source):
-        """All encoder states (N, L_x, hidden), and the state after each source's last character
-        (1, N, hidden): sources are padded at the end, and the padding must not leak into it."""
-        encoder_states, _ = self.encoder(self.source_embedding(source))
-        last = (source != CharVocabulary.PAD).sum(dim=1) - 1
-        return encoder_states, encoder_states[torch.arange(len(source)), last][None]
-
-    def forward(self, source, target_in):
-        encoder_states, final_state = self.encode(source)
-        decoder_states, _ = self.decoder(self.target_embedding(target_in), final_state)
-        context, weights = self.context(decoder_states, encoder_states, final_state, source)
-        return self.output(torch.cat([decoder_states, context], dim=-1)), weights
-
-    @torch.no_grad()
-    def translate(self, source, max_length: int = 80):
-        """Greedy decoding: feed back the most likely character until every row has ended."""
-        encoder_states, final_state = self.encode(source)
-        state = final_state
-        token = torch.full((len(source), 1), CharVocabulary.BOS)
-        tokens, weights = [], []
-        for _ in range(max_length):
-            decoder_state, state = self.decoder(self.target_embedding(token), state)
-            context, step_weights = self.context(decoder_state, encoder_states, final_state, source)
-            token = self.output(torch.cat([decoder_state, context], dim=-1)).argmax(dim=-1)
-            tokens.append(token)
-            weights.append(step_weights)
-            if (torch.cat(tokens, dim=1) == CharVocabulary.EOS).any(dim=1).all():
-                break
-        attention = torch.cat(weights, dim=1) if self.use_attention else None
-        return torch.cat(tokens, dim=1), attention
-
-
-def train_translator(model, numbers):
-    """Teacher forcing: the decoder reads the true previous characters (lesson 04 says more)."""
-    torch.manual_seed(cfg.seed)
-    order = np.random.default_rng(cfg.seed)
-    steps = TRANSLATOR_EPOCHS * math.ceil(len(numbers) / BATCH_SIZE)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LEARNING_RATE, total_steps=steps)
-    losses = []
-    for epoch in range(TRANSLATOR_EPOCHS):
-        shuffled = order.permutation(numbers)
-        for start in range(0, len(shuffled), BATCH_SIZE):
-            source, target = encode_numbers(shuffled[start:start + BATCH_SIZE])
-            logits, _ = model(source, target[:, :-1])
-            loss = F.cross_entropy(logits.flatten(0, 1), target[:, 1:].flatten(),
-                                   ignore_index=CharVocabulary.PAD)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-    return losses
-
-
-def exact_matches(model, numbers):
-    """For each number: was the whole English translation right?"""
-    source, _ = encode_numbers(numbers)
-    tokens, _ = model.translate(source)
-    return np.array([english_vocab.decode(row) == english(int(n)) for row, n in zip(tokens, numbers)])
-
-
 translators, losses, correct = {}, {}, {}
-test_numbers = splits["test"]
 for name, use_attention in (("fixed context", False), ("attention", True)):
     torch.manual_seed(cfg.seed)
-    translators[name] = Translator(use_attention)
+    translators[name] = RecurrentTranslator(
+        source_vocab_size=len(french_vocab), target_vocab_size=len(english_vocab),
+        hidden_size=HIDDEN_SIZE, use_attention=use_attention).to(cfg.device)
     start = time.perf_counter()
-    losses[name] = train_translator(translators[name], splits["train"])
+    losses[name] = train_translator(translators[name], train_source, train_target, epochs=EPOCHS,
+                                    batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE,
+                                    seed=cfg.seed).numpy()
     seconds = time.perf_counter() - start
-    correct[name] = exact_matches(translators[name], test_numbers)
-    print(f"{name:14s}: final training loss {np.mean(losses[name][-20:]):.3f}, exact translations "
-          f"of held-out numbers {correct[name].mean():.1%} ({seconds:.0f} s of training)")
-print(f"(one seed; the fixed context is one vector of {HIDDEN_SIZE} numbers)")
+    correct[name] = exact_matches(translators[name], test_source, test_target).numpy()
+    print(f"{name:14s}: final training loss {losses[name][-20:].mean():.3f}, held-out numbers "
+          f"translated exactly {correct[name].mean():.1%} ({seconds:.0f} s)")
+print(f"({len(losses[name]):,} training steps in {EPOCHS} epoch(s), one seed; the fixed context is "
+      f"one vector of {HIDDEN_SIZE} numbers)")
 
 # %%
+window = max(1, min(20, len(losses["attention"]) // 5))  # steps per moving average
+smooth = {name: np.convolve(losses[name], np.ones(window) / window, mode="valid") for name in losses}
 source_lengths = np.array([len(french(int(n))) for n in test_numbers])
 edges = np.unique(np.quantile(source_lengths, [0, 0.25, 0.5, 0.75, 1.0]).astype(int))
 edges[-1] += 1  # bins are [low, high): the longest source goes in the last one
-bins = list(zip(edges[:-1], edges[1:]))
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
-for name in translators:
-    smooth = np.convolve(losses[name], np.ones(20) / 20, mode="valid")
-    left.plot(smooth, label=name)
-    shares = [correct[name][(source_lengths >= low) & (source_lengths < high)].mean()
-              for low, high in bins]
-    offset = -0.2 if name == "fixed context" else 0.2
-    right.bar(np.arange(len(bins)) + offset, shares, width=0.4, label=name)
-left.set(xlabel="training step", ylabel="cross-entropy (moving average)", yscale="log",
-         title="Training loss")
+bins = [(low, high) for low, high in zip(edges[:-1], edges[1:])
+        if ((source_lengths >= low) & (source_lengths < high)).any()]
+shares = {name: [correct[name][(source_lengths >= low) & (source_lengths < high)].mean()
+                 for low, high in bins] for name in correct}
+
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+for offset, name in ((-0.2, "fixed context"), (0.2, "attention")):
+    left.plot(smooth[name], label=name)
+    right.bar(np.arange(len(bins)) + offset, shares[name], width=0.4, label=name)
+left.set(xlabel="training step", ylabel="cross-entropy", yscale="log",
+         title=f"Training loss (mean of {window} steps)")
 right.set_xticks(range(len(bins)), [f"{low}-{high - 1}" for low, high in bins])
-right.set(xlabel="length of the French words (characters)", ylabel="exact translations",
+right.set(xlabel="French source length (characters)", ylabel="exact translations",
           ylim=(0, 1), title="Held-out numbers, by source length")
 left.legend()
 right.legend()
 fig.tight_layout()
 
+lower = (smooth["attention"] < smooth["fixed context"]).mean()
+print(f"the training loss (moving average) is lower with attention on {lower:.0%} of the steps")
+print(f"{'French source length':>21s} {'numbers':>8s} {'fixed context':>14s} {'attention':>10s}")
+for (low, high), fixed_share, attention_share in zip(bins, shares["fixed context"], shares["attention"]):
+    count = ((source_lengths >= low) & (source_lengths < high)).sum()
+    print(f"{f'{low}-{high - 1}':>21s} {count:8,d} {fixed_share:14.1%} {attention_share:10.1%}")
+drops = {name: shares[name][0] - shares[name][-1] for name in shares}
+if drops["fixed context"] > drops["attention"]:
+    print(f"from the shortest to the longest sources, the fixed context loses more "
+          f"({drops['fixed context']:.1%} against {drops['attention']:.1%})")
+elif drops["fixed context"] < drops["attention"]:
+    print(f"from the shortest to the longest sources, attention loses more "
+          f"({drops['attention']:.1%} against {drops['fixed context']:.1%})")
+else:
+    print("from the shortest to the longest sources, both lose the same share")
+
 # %% [markdown]
-# With the same networks, data and number of training steps, the decoder that can look back at every
-# encoder state learns much faster than the one that must rely on a single summary vector:
-# the fixed context has to store every word of the source in one vector (its size is printed
-# above) before the first English character is written, and in this run it does worse the
-# longer the source. The attention model also drops on the longest sources, much less. (How large the gap is depends on the budget: with longer training both improve. The
-# full profile uses all numbers up to 999,999, with sources of over 70 characters.) Section 8
-# shows *where* the attention version looks.
+# The printed lines answer the question for this run. What to expect in general, and why: the
+# fixed context has to fit every word of the source into one vector (its size is printed
+# above) before the first English character is written, and keep it there until the last one;
+# the longer the source, the more it has to hold. The attention decoder can instead look back,
+# at every step, at the encoder state of whatever part of the source it is translating now.
+# How large the difference turns out depends on the budget: with more training both improve,
+# and these numbers come from one seed. The full profile draws its numbers from 1 to 999,999,
+# whose French spellings are longer (the longest source is printed above), and uses a larger
+# network. Section 8 shows *where* the attention version looks.
 #
 # ## 2. Query, key, value: a soft search
 #
 # Attention is a search. A **query** describes what we are looking for; every item in the
 # collection has a **key**, which is compared with the query, and a **value**, which is what
-# we get back. Think of a library search: the query is your keywords, the keys are the book
-# titles, the values are the books' contents. The answer is a weighted average of the values,
-# with weights from the query-key similarities.
+# we get back. Picture a library catalogue: you type a request, each book is found through
+# its catalogue entry, but what you carry home is the book itself, not its entry. Attention
+# differs from the catalogue in one way: it does not hand over the single best book but a blend
+# of all of them, each mixed in according to how well its entry matched the request.
 #
 # A made-up library, with keys and queries described by three features (how much a text is
 # about cats, cooking and history) and values of four numbers standing for each book's content:
@@ -247,9 +208,9 @@ titles = ["A history of Rome", "Cooking with cats", "The cat's whiskers", "Frenc
 keys = torch.tensor([[0.0, 0.0, 1.0],    # cats, cooking, history
                      [1.0, 1.0, 0.0],
                      [1.0, 0.0, 0.0],
-                     [0.0, 1.0, 0.2]])
-values = torch.randn(4, 4, generator=torch.Generator().manual_seed(cfg.seed))
-query = torch.tensor([2.0, 0.5, 0.0], requires_grad=True)  # "mostly cats, a bit of cooking"
+                     [0.0, 1.0, 0.2]], device=cfg.device)
+values = torch.randn(4, 4, generator=torch.Generator().manual_seed(cfg.seed)).to(cfg.device)
+query = torch.tensor([2.0, 0.5, 0.0], device=cfg.device, requires_grad=True)  # "mostly cats, a bit of cooking"
 
 scores = keys @ query
 soft_weights = torch.softmax(scores, dim=0)
@@ -263,9 +224,9 @@ def hard_attention(query):
 
 
 soft_answer.sum().backward()
-print("gradient of the soft answer with respect to the query:", query.grad.numpy().round(3))
+print("gradient of the soft answer with respect to the query:", query.grad.cpu().numpy().round(3))
 with torch.no_grad():
-    nudged = query + torch.tensor([0.0, 0.1, 0.0])  # a bit more about cooking
+    nudged = query + torch.tensor([0.0, 0.1, 0.0], device=cfg.device)  # a bit more about cooking
     soft_change = (torch.softmax(keys @ nudged, dim=0) @ values - soft_answer).abs().max()
     hard_change = (hard_attention(nudged) - hard_attention(query)).abs().max()
 print(f"nudging the query changes the soft answer by {soft_change:.4f}, the hard answer by "
@@ -298,7 +259,7 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Ten
 
 # %%
 masked_softmax = checks.check_masked_softmax(masked_softmax)
-print(masked_softmax(torch.zeros(4, 4), causal_mask(4)))
+print(masked_softmax(torch.zeros(4, 4, device=cfg.device), causal_mask(4, device=cfg.device)))
 
 # %% [markdown]
 # ## 3. Scaled dot-product attention
@@ -344,8 +305,8 @@ generator = torch.Generator().manual_seed(cfg.seed)
 dims = [2, 8, 32, 128, 512, 2048]
 rows = []
 for d in dims:
-    query_vector = torch.randn(d, generator=generator, dtype=torch.float64)
-    key_matrix = torch.randn(10_000, d, generator=generator, dtype=torch.float64)
+    query_vector = torch.randn(d, generator=generator, dtype=torch.float64).to(cfg.device)
+    key_matrix = torch.randn(10_000, d, generator=generator, dtype=torch.float64).to(cfg.device)
     raw_scores = key_matrix @ query_vector
     for scaled in (False, True):
         weights = torch.softmax(raw_scores / math.sqrt(d) if scaled else raw_scores, dim=0)
@@ -360,22 +321,20 @@ for d, scaled, spread, largest, effective_keys, largest_slope in rows:
           f"{largest_slope:23.1e}")
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
 for scaled, style in ((False, "o-"), (True, "s--")):
     label = "scores / sqrt(d)" if scaled else "raw scores q . k"
     chosen = [row for row in rows if row[1] == scaled]
     axes[0].plot(dims, [row[2] for row in chosen], style, label=label)
-    axes[1].plot(dims, [row[4] for row in chosen], style, label=label)
-    axes[2].plot(dims, [row[5] for row in chosen], style, label=label)
-axes[0].set(xscale="log", yscale="log", xlabel="dimension d", ylabel="standard deviation",
-            title="Spread of the 10,000 scores")
-axes[1].set(xscale="log", yscale="log", xlabel="dimension d",
-            ylabel="keys sharing the weight, 1 / sum(p^2)", title="Saturation: one key takes all")
-axes[2].set(xscale="log", yscale="log", xlabel="dimension d",
-            ylabel="largest entry of the Jacobian", title="Gradient through the softmax")
+    axes[1].plot(dims, [row[4] for row in chosen], style)
+    axes[2].plot(dims, [row[5] for row in chosen], style)
+axes[0].set(ylabel="standard deviation", title="Spread of the scores")
+axes[1].set(ylabel="keys sharing the weight", title="1 / sum(p^2)")
+axes[2].set(ylabel="largest Jacobian entry", title="Gradient through softmax")
 for ax in axes:
-    ax.legend()
-fig.tight_layout()
+    ax.set(xscale="log", yscale="log", xlabel="dimension d")
+fig.legend(loc="lower center", ncols=2, bbox_to_anchor=(0.5, 0))
+fig.tight_layout(rect=(0, 0.1, 1, 1))
 
 # %% [markdown]
 # Without scaling, the scores' spread grows as $\sqrt{d}$, and the number of keys that share
@@ -406,21 +365,25 @@ attention_query_widget(widget_keys, key_names)
 # %% [markdown]
 # ## 4. Self-attention and multi-head attention
 #
-# In **self-attention** the queries, keys and values all come from the same sequence: each
-# element asks a question about all the others (including itself). The sequence $\mathbf{X}$
-# ($L \times d$) is projected three times by learned matrices,
-# $\mathbf{Q} = \mathbf{X}\mathbf{W}^Q$, $\mathbf{K} = \mathbf{X}\mathbf{W}^K$,
-# $\mathbf{V} = \mathbf{X}\mathbf{W}^V$, then attended. Every output is computed at once by
-# the two matrix products, with no loop over positions, and there are as many outputs as
-# queries ($L$). Here with random embeddings of the characters of a French number (an untrained
-# layer, so the pattern means nothing yet; lesson 04 shows trained ones):
+# **Self-attention** points the search inward: a sequence searches itself. Every position
+# $t$ of a sequence $\mathbf{X}$ ($L \times d$, row $\mathbf{x}_t$ for position $t$) plays
+# all three roles, through three learned matrices: it asks ($\mathbf{q}_t = \mathbf{x}_t
+# \mathbf{W}^Q$), it can be found ($\mathbf{k}_t = \mathbf{x}_t\mathbf{W}^K$), and it hands
+# over its content when found ($\mathbf{v}_t = \mathbf{x}_t\mathbf{W}^V$). Stacked, these are
+# $\mathbf{Q} = \mathbf{X}\mathbf{W}^Q$, $\mathbf{K} = \mathbf{X}\mathbf{W}^K$ and
+# $\mathbf{V} = \mathbf{X}\mathbf{W}^V$, and the attention of section 3 mixes them. A
+# recurrent network walks along the sequence one position after another; here two matrix
+# products give every position its new vector in one go, and the result has one row per
+# position, like $\mathbf{X}$. Below, random embeddings of the characters of a French number
+# go through an untrained layer, so the pattern means nothing yet (lesson 04 shows the
+# self-attention maps of a trained encoder):
 
 # %%
 torch.manual_seed(cfg.seed)
 word = french(97)
-embedding = nn.Embedding(len(french_vocab), 16)
-x = embedding(torch.tensor(french_vocab.encode(word)))        # (L, 16)
-w_query, w_key, w_value = (torch.randn(16, 16) / 4 for _ in range(3))
+embedding = nn.Embedding(len(french_vocab), 16).to(cfg.device)
+x = embedding(torch.tensor(french_vocab.encode(word), device=cfg.device))  # (L, 16)
+w_query, w_key, w_value = (torch.randn(16, 16, device=cfg.device) / 4 for _ in range(3))
 with torch.no_grad():
     outputs, weights = scaled_dot_product_attention(x @ w_query, x @ w_key, x @ w_value)
     one_at_a_time = torch.stack([scaled_dot_product_attention((x @ w_query)[i:i + 1], x @ w_key,
@@ -429,7 +392,7 @@ with torch.no_grad():
 print(f"input {tuple(x.shape)} -> output {tuple(outputs.shape)}; all positions at once equal one "
       f"query at a time: {torch.allclose(outputs, one_at_a_time, atol=1e-6)}")
 fig, ax = plt.subplots(figsize=(6.5, 5.5))
-image = ax.imshow(weights, cmap="viridis")
+image = ax.imshow(weights.cpu(), cmap="viridis")
 ax.set_xticks(range(len(word)), list(word))
 ax.set_yticks(range(len(word)), list(word))
 ax.set(xlabel="key (attended character)", ylabel="query (attending character)",
@@ -497,11 +460,11 @@ MultiHeadSelfAttention = checks.check_multi_head_self_attention(MultiHeadSelfAtt
 
 # %%
 torch.manual_seed(cfg.seed)
-reference = nn.MultiheadAttention(64, 4, batch_first=True)
-ours = MultiHeadAttention(64, 4).load_from_torch(reference)
-fused = MultiHeadAttention(64, 4, fused=True).load_from_torch(reference)
-sequence = torch.randn(8, 50, 64)
-future_hidden = causal_mask(50)
+reference = nn.MultiheadAttention(64, 4, batch_first=True).to(cfg.device)
+ours = MultiHeadAttention(64, 4).to(cfg.device).load_from_torch(reference)
+fused = MultiHeadAttention(64, 4, fused=True).to(cfg.device).load_from_torch(reference)
+sequence = torch.randn(8, 50, 64, device=cfg.device)
+future_hidden = causal_mask(50, device=cfg.device)
 with torch.no_grad():
     expected, expected_weights = reference(sequence, sequence, sequence, attn_mask=~future_hidden,
                                            average_attn_weights=False)
@@ -515,29 +478,38 @@ print("(nn.MultiheadAttention's boolean masks mean the opposite of ours: True = 
 # %%
 def milliseconds(function, repeats=7):
     """The fastest of several runs: the least disturbed by whatever else the computer does."""
-    function()  # warm up
-    times = []
-    for _ in range(repeats):
+    def timed():
         start = time.perf_counter()
         function()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
+        if cfg.device.type == "cuda":
+            torch.cuda.synchronize()  # a GPU runs asynchronously: wait until it has finished
+        return time.perf_counter() - start
+
+    timed()  # warm up
+    return 1000 * min(timed() for _ in range(repeats))
 
 
-print(f"{'length':>7s} {'step by step':>13s} {'fused':>8s}")
+speedups = []
+print(f"{'length':>7s} {'step by step':>13s} {'fused':>9s} {'speed-up':>9s}")
 for length in (64, 256, 1024):
-    q = k = v = torch.randn(4, 4, length, 32)
+    q = k = v = torch.randn(4, 4, length, 32, device=cfg.device)
     with torch.no_grad():
         manual_ms = milliseconds(lambda: scaled_dot_product_attention(q, k, v))
         fused_ms = milliseconds(lambda: F.scaled_dot_product_attention(q, k, v))
-    print(f"{length:7d} {manual_ms:10.1f} ms {fused_ms:6.1f} ms")
+    speedups.append(manual_ms / fused_ms)
+    print(f"{length:7d} {manual_ms:10.2f} ms {fused_ms:6.2f} ms {speedups[-1]:8.1f}x")
+faster = "faster at every length" if min(speedups) > 1 else "not faster at every length"
+trend = "grows" if speedups[-1] > speedups[0] else "does not grow"
+print(f"on this {cfg.device.type.upper()}, the fused kernel is {faster},\nand its speed-up {trend} "
+      f"from the shortest to the longest sequence")
 
 # %% [markdown]
 # The fused kernel computes the same numbers without storing the $L \times L$ weights in
-# memory all at once (it works block by block [Dao et al., 2022]), and it is faster here, more
-# so for long sequences (the times above are from this machine; on a shared CPU they vary from
-# run to run). On GPUs such fused kernels are what makes long sequences affordable. It cannot
-# return the weights, so we use the step-by-step path whenever we want to look at them.
+# memory all at once (it works block by block [Dao et al., 2022]). How much time it saves
+# depends on the machine; the last line above says what it did here (on a shared CPU the
+# times vary from run to run). On GPUs such fused kernels are what makes long sequences
+# affordable. It cannot return the weights, so we use the step-by-step path whenever we want to
+# look at them.
 #
 # ## 5. Order: permutation equivariance and positional encoding
 #
@@ -550,9 +522,9 @@ for length in (64, 256, 1024):
 
 # %%
 torch.manual_seed(cfg.seed)
-layer = MultiHeadAttention(16, 2).double()
-sequence = torch.randn(1, 10, 16, dtype=torch.float64)
-shuffle = torch.randperm(10)
+layer = MultiHeadAttention(16, 2).double().to(cfg.device)
+sequence = torch.randn(1, 10, 16, dtype=torch.float64, device=cfg.device)
+shuffle = torch.randperm(10, device=cfg.device)
 shuffled = sequence[:, shuffle]
 with torch.no_grad():
     shuffled_then_attended = layer(shuffled, shuffled, shuffled)
@@ -589,7 +561,7 @@ def sinusoidal_encoding(length: int, dim: int) -> torch.Tensor:
 
 # %%
 sinusoidal_encoding = checks.check_sinusoidal_encoding(sinusoidal_encoding)
-positions = sinusoidal_encoding(10, 16).double()  # row p is added to whatever sits at position p
+positions = sinusoidal_encoding(10, 16).double().to(cfg.device)  # row p is added to position p
 shuffled_with_positions = shuffled + positions
 in_order_with_positions = sequence + positions
 with torch.no_grad():
@@ -599,21 +571,21 @@ with torch.no_grad():
                                    in_order_with_positions)[:, shuffle]
 change = (shuffled_then_attended - attended_then_shuffled).abs().max()
 print(f"with positional encoding added, the same permutation changes the outputs by up to "
-      f"{change:.2f}, for outputs of typical size {attended_then_shuffled.abs().mean():.2f}")
+      f"{change:.2f},\nfor outputs of typical size {attended_then_shuffled.abs().mean():.2f}")
 
 # %%
 table = sinusoidal_encoding(100, 64)
-fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.2))
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
 image = left.imshow(table.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1)
-left.set(xlabel="position p", ylabel="dimension (2k: sine, 2k+1: cosine)",
-         title="Sinusoidal positional encoding, d = 64")
+left.set(xlabel="position p", ylabel="dimension (2k: sin, 2k+1: cos)",
+         title="Sinusoidal encoding, d = 64")
 fig.colorbar(image, ax=left)
 offsets = np.arange(0, 50)
 for start, style, width in ((0, "-", 4), (20, "--", 2.5), (50, ":", 1.5)):
     products = [(table[start] @ table[start + k]).item() for k in offsets]
     right.plot(offsets, products, ls=style, lw=width, label=f"from position {start}")
 right.set(xlabel="offset k", ylabel="PE(p) . PE(p + k)",
-          title="Dot products depend on the offset only (the curves coincide)")
+          title="Same curve from every start p")
 right.legend()
 fig.tight_layout()
 
@@ -622,48 +594,73 @@ fig.tight_layout()
 # quickly with the position, the last ones very slowly. Its properties, checked by code:
 
 # %%
-long_table = sinusoidal_encoding(10_000, 64)
+long_table = sinusoidal_encoding(10_000, 64).to(cfg.device)
 distances = torch.cdist(long_table[:1000], long_table[:1000])
 distances.fill_diagonal_(float("inf"))
 print(f"unique: the closest two of the first 1,000 positions are {distances.min():.3f} apart")
 print(f"bounded: every value lies in [{long_table.min():.3f}, {long_table.max():.3f}]")
 print("no parameters: the table is a fixed function; any length: 10,000 positions computed")
 offset = 7
-frequencies = 10000.0 ** (-torch.arange(0, 64, 2, dtype=torch.float64) / 64)
-rotation = torch.zeros(64, 64, dtype=torch.float64)
+frequencies = 10000.0 ** (-torch.arange(0, 64, 2, dtype=torch.float64, device=cfg.device) / 64)
+rotation = torch.zeros(64, 64, dtype=torch.float64, device=cfg.device)
 for k, angle in enumerate(offset * frequencies):
-    rotation[2 * k:2 * k + 2, 2 * k:2 * k + 2] = torch.tensor([[torch.cos(angle), -torch.sin(angle)],
-                                                               [torch.sin(angle), torch.cos(angle)]])
+    rotation[2 * k:2 * k + 2, 2 * k:2 * k + 2] = torch.stack([torch.stack([angle.cos(), -angle.sin()]),
+                                                              torch.stack([angle.sin(), angle.cos()])])
 predicted = long_table[:-offset].double() @ rotation
 print(f"offset property: PE(p + {offset}) = PE(p) @ M for one fixed matrix M (a rotation in each "
-      f"sine/cosine pair), for all p: largest error {(predicted - long_table[offset:]).abs().max():.1e}")
+      f"sine/cosine pair),\nfor all p: largest error {(predicted - long_table[offset:]).abs().max():.1e}")
 
 # %% [markdown]
 # The offset property is the reason for the design: moving $k$ positions is the same linear
 # map everywhere, so a layer can learn "look two characters back" once, for every position.
-# The encoding has no parameters and works for any length; the relations between positions,
-# however, must still be learned from data. (Many later models learn their position vectors
-# instead, as the Vision Transformer does in lesson 05.)
+# What the encoding does not supply is any knowledge of which offsets matter: that "quatre"
+# followed by "vingt" means 80, not 4 + 20, is for the layers above to discover in training;
+# the encoding only makes such a rule expressible. (Many later models learn their position
+# vectors instead, as the Vision Transformer does in lesson 05.)
 #
 # ## 6. Character embeddings
 #
-# Attention works on vectors, so every character needs one. For a 26-letter alphabet and
-# vectors of size $d \geq 26$, a **one-hot** code (a 1 in the letter's position, zeros
-# elsewhere, padded to $d$) is a valid, parameter-free choice. For $d < 26$ there is no room
-# for a one-hot code, and a **learned embedding** maps each letter to a trainable $d$-vector:
-# `nn.Embedding(26, d)`, a table of $26d$ parameters. The lookup is a matrix product with the
-# one-hot code, just cheaper:
+# Attention works on vectors, so every character needs one. Take an alphabet of 26 letters
+# and vectors of $d$ numbers. **Before you run the next cell, decide:** how would you give each
+# letter its vector when $d \geq 26$? And when $d < 26$? What does your choice say about how
+# similar two letters are? Then run the cell, which compares three possible codes.
 
 # %%
-letters = torch.tensor([ord(c) - ord("a") for c in "attention"])
-one_hot = F.one_hot(letters, num_classes=26).float()                  # (9, 26)
-embedding = nn.Embedding(26, 8)
-print(f"one-hot codes {tuple(one_hot.shape)}; embedding table {tuple(embedding.weight.shape)}, "
-      f"{embedding.weight.numel()} parameters")
-print("embedding lookup = one-hot @ table:",
-      torch.allclose(embedding(letters), one_hot @ embedding.weight))
+alphabet = "abcdefghijklmnopqrstuvwxyz"
+letter_ids = torch.arange(26, device=cfg.device)
+one_hot_codes = F.one_hot(letter_ids, num_classes=26).float()                        # (26, 26)
+bits = torch.arange(4, -1, -1, device=cfg.device)
+binary_codes = ((letter_ids[:, None] >> bits) & 1).float()                           # (26, 5)
+print(f"{'code':>10s} {'d':>3s} {'distinct':>9s} {'distances between two letters':>30s}")
+for name, codes in (("one-hot", one_hot_codes), ("binary", binary_codes)):
+    distances = torch.pdist(codes)                         # all 325 pairs of different letters
+    distinct = len(torch.unique(codes, dim=0)) == 26
+    print(f"{name:>10s} {codes.shape[1]:3d} {str(distinct):>9s} "
+          f"{f'{distances.min():.3f} to {distances.max():.3f}':>30s}")
+print(f"binary: 'a'-'b' {(binary_codes[0] - binary_codes[1]).norm():.3f}, "
+      f"'a'-'h' {(binary_codes[0] - binary_codes[7]).norm():.3f}")
+
+letters = torch.tensor([alphabet.index(c) for c in "attention"], device=cfg.device)
+embedding = nn.Embedding(26, 8).to(cfg.device)
+print(f"learned embedding: table {tuple(embedding.weight.shape)}, {embedding.weight.numel()} "
+      f"parameters; lookup = one-hot @ table: "
+      f"{torch.allclose(embedding(letters), one_hot_codes[letters] @ embedding.weight)}")
 
 # %% [markdown]
+# What the numbers say:
+#
+# * **one-hot**, possible when $d \geq 26$: letter $i$ gets a 1 in position $i$ and zeros
+#   elsewhere (padded with zeros up to $d$). No parameters, and every pair of letters sits at
+#   the same distance, $\sqrt{2}$: the code tells the letters apart but says nothing about
+#   which ones resemble each other;
+# * a **binary code**: 26 letters need only $\lceil \log_2 26 \rceil = 5$ bits, so $d = 5$
+#   already tells them apart. But the distances it creates are accidents of the numbering: "a"
+#   (00000) and "b" (00001) come out closer than "a" and "h" (00111);
+# * a **learned embedding** for any $d$, in particular $d < 26$: `nn.Embedding(26, d)`, a table
+#   of $26d$ trainable numbers, one row per letter, which training is free to arrange so that
+#   letters that behave alike end up close. The lookup is a matrix product with the one-hot
+#   code, just cheaper.
+#
 # ## 7. What attention costs
 #
 # Compare two ways to transform a sequence $\mathbf{X}$ of $L$ tokens of size $d$ (biases
@@ -677,19 +674,21 @@ print("embedding lookup = one-hot @ table:",
 #
 # ### Exercise 5: the cost of attention
 #
-# Count parameters and floating-point operations (FLOPs). Multiplying an $a \times b$ matrix by
-# a $b \times c$ one takes $abc$ multiply-adds, i.e. $2abc$ FLOPs. (And before you start: what
-# is the shape of each output?)
+# For each of the two, count the parameters and the floating-point operations (FLOPs), and
+# give the shape of the output $\mathbf{Y}$ as a tuple (rows, columns). Multiplying an
+# $a \times b$ matrix by a $b \times c$ one takes $abc$ multiply-adds, i.e. $2abc$ FLOPs.
 
 # %%
-def layer_costs(length: int, dim: int, hidden: int) -> dict[str, int]:
-    """{"fc_params", "fc_flops", "attention_params", "attention_flops"} for X of shape (L, d)."""
-    # TODO: four formulas in L = length, d = dim, n = hidden.
+def layer_costs(length: int, dim: int, hidden: int) -> dict:
+    """Costs for X of shape (L, d): integers "fc_params", "fc_flops", "attention_params",
+    "attention_flops", and tuples "fc_output_shape", "attention_output_shape"."""
+    # TODO: six answers in L = length, d = dim, n = hidden.
     ### BEGIN SOLUTION
     fc_flops = 2 * length * dim * hidden + 2 * length * hidden * dim
     attention_flops = 4 * 2 * length * dim * dim + 2 * 2 * length * length * dim
-    return {"fc_params": 2 * dim * hidden, "fc_flops": fc_flops,
-            "attention_params": 4 * dim * dim, "attention_flops": attention_flops}
+    return {"fc_params": 2 * dim * hidden, "fc_flops": fc_flops, "fc_output_shape": (length, dim),
+            "attention_params": 4 * dim * dim, "attention_flops": attention_flops,
+            "attention_output_shape": (length, dim)}
     ### END SOLUTION
 
 
@@ -713,6 +712,10 @@ for length in (50, 784, 1_048_576):
     print(f"{length:10,d} {costs['fc_params']:11,d} {costs['fc_flops'] / 1e9:11,.1f} "
           f"{costs['attention_params']:12,d} {costs['attention_flops'] / 1e9:12,.1f} "
           f"{readable_bytes(4 * length ** 2):>14s}")  # float32 weights
+for length in (50, 784, 1_048_576):
+    costs = layer_costs(length, DIM, HIDDEN)
+    print(f"L = {length:,}: output shapes {costs['fc_output_shape']} (fully-connected) and "
+          f"{costs['attention_output_shape']} (attention)")
 
 # %% [markdown]
 # The formulas: both outputs are $L \times d$;
@@ -730,9 +733,9 @@ for length in (50, 784, 1_048_576):
 
 # %%
 for length in (50, 784):
-    x = torch.randn(length, DIM)
-    w1, w2 = torch.randn(DIM, HIDDEN), torch.randn(HIDDEN, DIM)
-    wq, wk, wv, wo = (torch.randn(DIM, DIM) for _ in range(4))
+    x = torch.randn(length, DIM, device=cfg.device)
+    w1, w2 = torch.randn(DIM, HIDDEN, device=cfg.device), torch.randn(HIDDEN, DIM, device=cfg.device)
+    wq, wk, wv, wo = (torch.randn(DIM, DIM, device=cfg.device) for _ in range(4))
     with FlopCounterMode(display=False) as fc_counter:
         (x @ w1) @ w2
     with FlopCounterMode(display=False) as attention_counter:
@@ -747,12 +750,12 @@ with torch.device("meta"):
     with FlopCounterMode(display=False) as attention_counter:
         (((x @ wq) @ (x @ wk).T) @ (x @ wv)) @ wo
 print(f"L = 1,048,576 (meta tensors): counted {attention_counter.get_total_flops():,} attention "
-      f"FLOPs; formula {layer_costs(1_048_576, DIM, HIDDEN)['attention_flops']:,}")
+      f"FLOPs;\nformula {layer_costs(1_048_576, DIM, HIDDEN)['attention_flops']:,}")
 
 # %%
 lengths = np.unique(np.logspace(1, 6.1, 200).astype(int))
 attention_total = [layer_costs(int(L), DIM, HIDDEN)["attention_flops"] for L in lengths]
-fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.4))
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4))
 for hidden, style in ((HIDDEN, "-"), (4 * DIM, "--")):
     fc = [layer_costs(int(L), DIM, hidden)["fc_flops"] for L in lengths]
     left.plot(lengths, fc, style, label=f"two fully-connected layers, n = {hidden // DIM}d")
@@ -760,87 +763,137 @@ for hidden, style in ((HIDDEN, "-"), (4 * DIM, "--")):
     crossover = hidden - 2 * DIM
     if crossover > 0:
         right.axvline(crossover, color="grey", ls=":", lw=1)
-        right.annotate(f"L = n - 2d = {crossover:,}: attention\nstarts to cost more",
-                       (crossover, 1), xytext=(crossover * 2, 0.6), fontsize=9,
+        right.annotate(f"L = n - 2d = {crossover:,}:\nattention starts\nto cost more",
+                       (crossover, 1), xytext=(12, 2.5), fontsize=10,
                        arrowprops={"arrowstyle": "->"})
-left.plot(lengths, attention_total, label="simplified self-attention, total")
-left.plot(lengths, [4 * L ** 2 * DIM for L in lengths], ":", label="attention's L x L products alone")
+left.plot(lengths, attention_total, label="self-attention, total")
+left.plot(lengths, [4 * L ** 2 * DIM for L in lengths], ":", label="its L x L products alone")
 left.set(xscale="log", yscale="log", xlabel="sequence length L", ylabel="FLOPs",
          title=f"Cost of one layer, d = {DIM}")
 right.axhline(1, color="black", lw=0.8)
 right.set(xscale="log", yscale="log", xlabel="sequence length L",
-          ylabel="attention FLOPs / fully-connected FLOPs", title="Where attention overtakes")
-left.legend()
+          ylabel="attention / fully-connected FLOPs", title="Where attention overtakes")
+left.legend(fontsize=10)
 right.legend(loc="upper left")
 fig.tight_layout()
+for hidden in (HIDDEN, 4 * DIM):
+    ratios = [layer_costs(L, DIM, hidden)["attention_flops"] / layer_costs(L, DIM, hidden)["fc_flops"]
+              for L in (784, 1_048_576)]
+    print(f"n = {hidden // DIM}d: attention costs {ratios[0]:.2f} times the fully-connected FLOPs at "
+          f"L = 784, {ratios[1]:,.0f} times at L = 1,048,576")
 
 # %% [markdown]
 # Attention costs more than the fully-connected layers once $8Ld^2 + 4L^2d > 4Ldn$, i.e. for
-# $L > n - 2d$. With the exercise's $n = 2d$ that is every length: attention is 38% dearer at
-# $L = 784$ already (9.1 against 6.6 GFLOPs). With the Transformer's usual feed-forward width
+# $L > n - 2d$. With the exercise's $n = 2d$ that is every length, and it is already dearer at
+# $L = 784$ (the ratios are printed above). With the Transformer's usual feed-forward width
 # $n = 4d$, the crossover is at $L = 2d$, 2,048 tokens here. Beyond a few thousand tokens the
-# $L^2$ term dominates everything, and at a million tokens attention is hundreds of times more
-# expensive. This is why a Vision Transformer cannot treat every
-# pixel as a token and cuts the image into patches instead (lesson 05). (Without the softmax,
+# $L^2$ term dominates everything, and at a million tokens attention costs hundreds of times
+# more. This is why a Vision Transformer cannot treat every pixel as a token and cuts the image
+# into patches instead (lesson 05). (Without the softmax,
 # multiplying in another order, $\mathbf{Q}(\mathbf{K}^\top\mathbf{V})$, would avoid the
 # $L \times L$ matrix altogether; the softmax forbids that reordering, which is what "linear
 # attention" methods work around [Katharopoulos et al., 2020].)
 #
 # ## 8. Cross-attention
 #
-# In self-attention, queries, keys and values come from one sequence. In **cross-attention**
-# (or mutual attention) the queries come from one sequence, the *target*, and the keys and
-# values from another, the *source*: a question asked of a document, a caption looking at an
-# image, or, in section 1, the English being written looking at the French. There are as many
-# outputs as queries (the target's length), and the attention map is target length x source
-# length. The shapes, with the course's layer and random sequences:
+# In self-attention, one sequence provides the queries, the keys and the values. In
+# **cross-attention** (or mutual attention) the queries come from one sequence, the *target*,
+# and the keys and values from another, the *source*: a question asked of a document, a
+# caption looking at an image, or, in section 1, the English being written looking at the
+# French. There are as many outputs as queries (the target's length), and the attention map is
+# target length x source length. The shapes, with the course's layer and random sequences:
 
 # %%
-cross_attention = MultiHeadAttention(16, 2)
-target_sequence, source_sequence = torch.randn(1, 12, 16), torch.randn(1, 30, 16)
+cross_attention = MultiHeadAttention(16, 2).to(cfg.device)
+target_sequence = torch.randn(1, 12, 16, device=cfg.device)
+source_sequence = torch.randn(1, 30, 16, device=cfg.device)
 with torch.no_grad():
     output, weights = cross_attention(target_sequence, source_sequence, source_sequence,
                                       need_weights=True)
 print(f"queries from the target {tuple(target_sequence.shape)}, keys and values from the source "
-      f"{tuple(source_sequence.shape)} -> output {tuple(output.shape)}, weights "
+      f"{tuple(source_sequence.shape)}\n-> output {tuple(output.shape)}, weights "
       f"{tuple(weights.shape)} = (batch, heads, target length, source length)")
 
 # %% [markdown]
-# And the maps of our trained translator of section 1 on held-out numbers:
+# The translator of section 1 can now be read in full. Its attention step is cross-attention
+# with one head and no projections: each decoder state is a query, the encoder states are both
+# the keys and the values, the scores are scaled by $1/\sqrt{d}$, and a mask hides the padding
+# after short sources:
 
 # %%
-# Two held-out numbers the model translates correctly, with different French constructions:
-translated = [int(n) for n in (test_numbers[correct["attention"]] if correct["attention"].any()
-                                else test_numbers)]
+print(inspect.getsource(RecurrentTranslator.context))
+
+# %% [markdown]
+# Where does the trained translator look? For two held-out numbers, each English word of its
+# output (averaged over the word's characters) and the attention it gives each French word
+# (summed over the word's characters, with the hyphen or space after it):
+
+# %%
+translated = test_numbers[correct["attention"]] if correct["attention"].any() else test_numbers
 examples = []
 for construction in ("soixante-dix", "quatre-vingt"):
-    candidates = [n for n in translated if construction in french(n) and n not in examples]
-    examples.append(max(candidates or translated, key=lambda n: len(french(n))))
-fig, axes = plt.subplots(1, len(examples), figsize=(7 * len(examples), 4.8))
-for ax, number in zip(np.atleast_1d(axes), examples):
+    candidates = [int(n) for n in translated if construction in french(int(n)) and n not in examples]
+    examples.append(max(candidates or [int(n) for n in translated], key=lambda n: len(french(n))))
+
+maps = {}
+for number in examples:
     source, _ = encode_numbers([number])
     tokens, weights = translators["attention"].translate(source)
-    output = english_vocab.decode(tokens[0])
-    ax.imshow(weights[0, :len(output) + 1, :len(french(number))], cmap="Greys", aspect="auto")
-    visible = {" ": "\u00b7"}  # show spaces as a middle dot
-    ax.set_xticks(range(len(french(number))), [visible.get(c, c) for c in french(number)], fontsize=8)
-    ax.set_yticks(range(len(output) + 1), [visible.get(c, c) for c in output] + ["<eos>"], fontsize=8)
-    ax.set(xlabel="source (French), keys and values", ylabel="target (English), queries",
-           title=f"{number:,}: attention of each English character")
+    # An untrained model may babble on: keep at most as many characters as the right answer has.
+    output = english_vocab.decode(tokens[0])[:len(english(number))]
+    if output:  # or write nothing at all
+        maps[number] = (output, word_attention(weights[0, :len(output)].cpu(), french(number), output))
+    correction = "" if output == english(number) else f"\n   expected {english(number)!r}"
+    print(f"{number:,}: {french(number)}\n   -> {output!r}{correction}")
+
+fig, axes = plt.subplots(max(1, len(maps)), 1, figsize=(9, 3.6 * max(1, len(maps))), squeeze=False)
+for ax, (number, (output, by_words)) in zip(axes[:, 0], maps.items()):
+    french_words, english_words = french(number).replace("-", " ").split(), output.replace("-", " ").split()
+    ax.imshow(by_words, cmap="Greys", vmin=0, vmax=1, aspect="auto")
+    for (row, column), weight in np.ndenumerate(by_words):
+        if weight >= 0.1:
+            ax.text(column, row, f"{weight:.1f}", ha="center", va="center", fontsize=10,
+                    color="white" if weight > 0.5 else "black")
+    ax.set_xticks(range(len(french_words)), french_words)
+    ax.set_yticks(range(len(english_words)), english_words)
+    ax.set(xlabel="French source (keys and values)", ylabel="English output (queries)",
+           title=f"{number:,}: weight of each French word")
 fig.tight_layout()
 
 # %% [markdown]
-# Each row is one English character being written, and its dark cells are the French
-# characters it reads. (The encoder reads from left to right, so its state at a character
-# summarises the source *up to* that character: a dark cell stands for a stretch of text
-# ending there, not for one letter.) In these maps, the first letters of many English number
-# words read the French word with the same value: "four" reads "quatre", "three" reads
-# "trois", "seventy" reads the start of "soixante-dix", "eight" reads "huit" and "nine" reads
-# "neuf". "Ninety" reads the "vingt" of "quatre-vingt", where the French number starts to be
-# built. The letters in between ("thousand", "hundred", the ends of words) follow from what
-# has already been written and barely need the source. Nobody told the model which words
-# correspond: the alignment came from the translation loss alone. (These maps come from one
-# small model, trained once; the details change from run to run.)
+# Each row is one English word being written, and its dark cells are the French words it
+# reads. (The encoder reads from left to right, so its state at a character summarises the
+# source *up to* that character: weight on a French word stands for the text up to its end.)
+# Does an English word read the French word with the same value, "four" reading "quatre",
+# "hundred" reading "cent"? The next cell counts it, for every English word that has a
+# one-word French counterpart:
+
+# %%
+counterparts = {english(n): {french(n)} for n in [*range(1, 17), 20, 30, 40, 50, 60]}
+counterparts.update(hundred={"cent", "cents"}, thousand={"mille"})
+matched = counted = 0
+print(f"{'number':>8s} {'English word':>13s} {'reads most':>11s} {'weight':>7s} {'counterpart':>12s}")
+for number, (output, by_words) in maps.items():
+    french_words, english_words = french(number).replace("-", " ").split(), output.replace("-", " ").split()
+    for english_word, row in zip(english_words, by_words):
+        most_read = french_words[row.argmax()]
+        counterpart = counterparts.get(english_word)
+        if counterpart is not None:
+            counted += 1
+            matched += most_read in counterpart
+        verdict = "-" if counterpart is None else ("yes" if most_read in counterpart else "no")
+        print(f"{number:8,d} {english_word:>13s} {most_read:>11s} {row.max():7.2f} {verdict:>12s}")
+print(f"{matched} of the {counted} English words with a one-word French counterpart read that word "
+      f"most")
+
+# %% [markdown]
+# Nobody told the model which words correspond: whatever alignment the table shows came from
+# the translation loss alone, and so did its exceptions. Words without a one-word counterpart
+# ("seventy" for "soixante-dix", "ninety" for "quatre-vingt-dix") have to read two French words
+# or more. And a row averages over the word's characters: once the first letters of "seven"
+# are written, English spelling alone dictates the rest, wherever the attention goes. These
+# maps come from one small model, trained once: the details change from run to run, and with
+# the profile's budget.
 #
 # ## Summary
 #
@@ -851,8 +904,9 @@ fig.tight_layout()
 #   scores to $-\infty$.
 # * Dot products of $d$-dimensional vectors spread as $\sqrt{d}$; dividing by $\sqrt{d}$ keeps
 #   the softmax from saturating and the gradients alive.
-# * Self-attention takes Q, K and V from one sequence and computes all outputs in parallel;
-#   multi-head attention runs several smaller attentions side by side.
+# * In self-attention a sequence searches itself: each position is projected into a query, a
+#   key and a value, and two matrix products update every position at once. Multi-head
+#   attention splits the features into several smaller searches and mixes their results.
 # * Self-attention is permutation-equivariant; positional encodings inject order. Sinusoidal
 #   ones are unique, bounded, parameter-free, work for any length, and turn offsets into
 #   fixed linear maps.

@@ -58,3 +58,50 @@ def test_generated_notebooks_have_no_outputs_and_the_course_kernel(source):
         for cell in notebook["cells"]:
             if cell["cell_type"] == "code":
                 assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+@pytest.mark.parametrize("header", ["# %% [markdown] Without any norm the sum grows:",
+                                    "# %% The next cell"])
+def test_a_cell_header_carrying_text_is_refused(header):
+    with pytest.raises(build.SourceError, match="header carries text"):
+        build.check_cell_headers(f"# %%\nx = 1\n\n{header}\n# more\n", "lesson.py")
+    build.check_cell_headers('# %% [markdown]\n# text\n# %% tags=["solution"]\nx = 1\n', "lesson.py")
+
+
+@pytest.mark.parametrize("markdown", [
+    "the probabilities no longer sum to\n1. The loss is the binary cross-entropy",
+    "a sentence that ends with a dash\n- and goes on",
+    "one line\n* two",
+])
+def test_a_list_item_that_interrupts_a_paragraph_is_refused(markdown):
+    with pytest.raises(build.SourceError, match="starts a list"):
+        build.check_markdown_lists(markdown, "cell 3")
+
+
+@pytest.mark.parametrize("markdown", [
+    "A real list:\n\n1. first\n2. second, which\n   wraps\n3. third",
+    "Bullets:\n\n* one that\nwraps lazily\n* two",
+    "## A heading\n1. right after a heading",
+    "A year is fine:\n2019. was a year",
+    "```\ncode\n- not a list\n```",
+])
+def test_real_lists_and_lookalikes_pass(markdown):
+    build.check_markdown_lists(markdown, "cell 3")
+
+
+def test_notebooks_store_the_whole_language_info_so_opening_them_changes_nothing():
+    """JupyterLab marks a notebook modified on opening unless its language_info equals what
+    the kernel reports (checked in JupyterLab in headless Chromium)."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+        reported = client.kernel_info(reply=True, timeout=60)["content"]["language_info"]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    assert reported == build.LANGUAGE_INFO
+    for source in LESSONS:
+        for path in build.targets(source):
+            stored = json.loads(path.read_text(encoding="utf-8"))["metadata"]["language_info"]
+            assert {**stored, "version": None} == {**reported, "version": None}

@@ -72,3 +72,19 @@ assert before[3] == after[3], "a module changed matplotlib's rcParams"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout == ""
+
+
+def test_capped_full_profile_keeps_shapes_and_caps_amounts(monkeypatch):
+    monkeypatch.setenv(config.CAPPED_ENV_VAR, "1")
+    cfg = config.setup(profile="full", verbose=False)
+    assert cfg.capped and "(capped)" in config.describe(cfg)
+    assert cfg.pick(quick=3, full=30, capped=2) == 2  # an amount: capped
+    assert cfg.pick(quick=16, full=32) == 32  # a shape: the full profile's
+    assert config.current() is cfg
+    quick = config.setup(profile="quick", verbose=False)
+    assert not quick.capped and quick.pick(quick=3, full=30, capped=2) == 3
+    monkeypatch.setenv(config.CAPPED_ENV_VAR, "0")
+    assert config.setup(profile="full", verbose=False).pick(quick=3, full=30, capped=2) == 30
+    monkeypatch.setenv(config.CAPPED_ENV_VAR, "maybe")
+    with pytest.raises(ValueError, match="COURSE_CAPPED"):
+        config.setup(profile="full", verbose=False)

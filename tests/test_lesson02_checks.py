@@ -3,16 +3,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.cnn import SqueezeExcite
+from course_utils.cnn import BasicBlock, SqueezeExcite
 from course_utils.exercises import lesson02
 
 from exercise_attempts import assert_undone_wrong_and_right  # tests/exercise_attempts.py
+
+
+def said(capsys) -> str:
+    """The check's printed verdict with its line wrapping undone."""
+    return " ".join(capsys.readouterr().out.split())
 
 
 def test_references_match_torch():
     conv = nn.Conv2d(3, 64, 11, stride=4, padding=2)
     out = conv(torch.zeros(1, 3, 227, 227))
     assert out.shape[-1] == lesson02.conv_output_size(227, 11, 4, 2) == 56
+    dilated = nn.Conv2d(1, 1, 3, stride=2, dilation=3)
+    assert dilated(torch.zeros(1, 1, 20, 20)).shape[-1] == lesson02.conv_output_size(20, 3, 2, 0, 3)
     params, macs = lesson02.conv_cost(3, 64, 11, 56, 56)
     assert params == sum(p.numel() for p in conv.parameters()) and macs == 72_855_552
     x = torch.randn(4, 8, 5, 5)
@@ -36,8 +43,10 @@ def test_receptive_field_matches_gradient_footprint():
     assert rows.max() - rows.min() + 1 == lesson02.receptive_field(layers)
 
 
-class NotDoneSE(nn.Module):
-    def __init__(self, channels, reduction=4):
+class NotDone(nn.Module):
+    """A module exercise as the student notebook ships it."""
+
+    def __init__(self, *args, **kwargs):
         super().__init__()
         raise NotImplementedError
 
@@ -57,13 +66,13 @@ class SEWrongNames(nn.Module):
         return x
 
 
-class NoSkip(lesson02.ResidualBlock):
+class NoSkip(BasicBlock):
     def forward(self, x):
         return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
 
 
-def wrong_output_size(size, kernel_size, stride=1, padding=0):
-    return (size + padding - kernel_size) // stride + 1
+def wrong_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
+    return (size + padding - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
 def wrong_cost(c_in, c_out, k, h, w):
@@ -89,25 +98,25 @@ CASES = [
     (lesson02.check_normalize, lesson02.normalize, wrong_normalize, "unbiased=False"),
     (lesson02.check_group_norm, lesson02.group_norm, wrong_group_norm, "reshape"),
     (lesson02.check_squeeze_excite, SqueezeExcite, SEWithoutSigmoid, "sigmoid"),
-    (lesson02.check_residual_block, lesson02.ResidualBlock, NoSkip, "add the input x"),
+    (lesson02.check_residual_block, BasicBlock, NoSkip, "shortcut"),
 ]
 
 
 @pytest.mark.parametrize("check, reference, wrong, hint", CASES, ids=[c[1].__name__ for c in CASES])
 def test_undone_wrong_and_right(check, reference, wrong, hint, capsys):
-    assert_undone_wrong_and_right(check, reference, wrong, hint, capsys, not_done_class=NotDoneSE)
+    assert_undone_wrong_and_right(check, reference, wrong, hint, capsys, not_done_class=NotDone)
 
 
 def test_module_with_wrong_parameter_names_is_explained(capsys):
     lesson02.check_squeeze_excite(SEWrongNames)
-    out = capsys.readouterr().out
+    out = said(capsys)
     assert "parameters do not match" in out and "lacks fc1.weight" in out and "squeeze.weight" in out
 
 
-class BlockWithBiases(lesson02.ResidualBlock):
-    def __init__(self, channels):
-        super().__init__(channels)
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+class BlockWithBiases(BasicBlock):
+    def __init__(self, in_channels, channels, stride=1):
+        super().__init__(in_channels, channels, stride)
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
 
@@ -128,14 +137,150 @@ def group_norm_not_reshaped_back(x, num_groups, eps=1e-5):
 
 def test_slips_found_by_a_learner_are_caught_and_explained(capsys):
     lesson02.check_residual_block(BlockWithBiases)
-    assert "conv1.bias, conv2.bias, which the instructions do not ask for (bias=False?)" in \
-        capsys.readouterr().out
+    assert "conv1.bias, conv2.bias, which the instructions do not ask for (bias=False?)" in said(capsys)
     lesson02.check_squeeze_excite(SEWithoutReLU)
-    out = capsys.readouterr().out
-    assert "wrong on the case '8 channels, reduction 4'" in out and "ReLU between" in out
+    out = said(capsys)
+    assert "on the case '4 channels on 4x4 maps, reduction 2'" in out and "ReLU between" in out
     lesson02.check_normalize(eps_outside_the_root)
-    assert "sqrt(variance + eps)" in capsys.readouterr().out
+    assert "sqrt(variance + eps)" in said(capsys)
     lesson02.check_group_norm(group_norm_not_reshaped_back)
-    assert "reshape you did not undo" in capsys.readouterr().out
+    assert "reshape you did not undo" in said(capsys)
     lesson02.check_conv_cost(wrong_cost)
-    assert "parameters: expected 23,296 but got 23,232" in capsys.readouterr().out
+    assert "parameters: expected 23,296 but got 23,232" in said(capsys)
+
+
+# ---- each diagnosed slip is named (and only the advice for that slip is shown) ---------------
+
+def _size_with(slip):
+    return next(variant for variant, advice in lesson02._SIZE_SLIPS if slip in advice)
+
+
+@pytest.mark.parametrize("variant, advice", lesson02._SIZE_SLIPS, ids=range(len(lesson02._SIZE_SLIPS)))
+def test_each_output_size_slip_is_named(variant, advice, capsys):
+    assert lesson02.check_conv_output_size(lambda *args: variant(*args)) is lesson02.conv_output_size
+    out = said(capsys)
+    assert advice in out
+    others = [other for _, other in lesson02._SIZE_SLIPS if other != advice]
+    assert not any(other in out for other in others)
+
+
+def test_a_float_answer_is_named_as_a_float(capsys):
+    lesson02.check_conv_output_size(lambda *args: float(lesson02.conv_output_size(*args)))
+    out = said(capsys)
+    assert "the float 56.0" in out and "expected 56 but got 56" not in out
+
+
+def test_two_slips_at_once_fall_back_to_the_formula(capsys):
+    def two_slips(size, kernel_size, stride=1, padding=0, dilation=1):
+        return (size + padding - kernel_size) // stride  # padding once and no + 1
+    lesson02.check_conv_output_size(two_slips)
+    out = said(capsys)
+    assert "span = dilation * (kernel_size - 1) + 1" in out
+    assert not any(advice in out for _, advice in lesson02._SIZE_SLIPS)
+
+
+@pytest.mark.parametrize("part, slips", [(0, lesson02._COST_PARAM_SLIPS), (1, lesson02._COST_MAC_SLIPS)])
+def test_each_conv_cost_slip_is_named(part, slips, capsys):
+    for variant, advice in slips:
+        def attempt(*args, variant=variant):
+            right, slipped = lesson02.conv_cost(*args), variant(*args)
+            return tuple(slipped[i] if i == part else right[i] for i in range(2))
+        lesson02.check_conv_cost(attempt)
+        assert advice in said(capsys)
+
+
+@pytest.mark.parametrize("variant, advice", lesson02._FIELD_SLIPS, ids=range(len(lesson02._FIELD_SLIPS)))
+def test_each_receptive_field_slip_is_named(variant, advice, capsys):
+    lesson02.check_receptive_field(lambda layers: variant(layers))
+    assert advice in said(capsys)
+
+
+@pytest.mark.parametrize("slip", list(lesson02._SE_SLIPS))
+def test_each_squeeze_excite_slip_is_named(slip, capsys):
+    attempt = type("Mine", (lesson02._SESlip,), {"slip": slip})
+    assert lesson02.check_squeeze_excite(attempt) is SqueezeExcite
+    out = said(capsys)
+    assert lesson02._SE_SLIPS[slip] in out
+    assert not any(advice in out for other, advice in lesson02._SE_SLIPS.items() if other != slip)
+
+
+def test_squeeze_excite_returning_the_gates_is_named(capsys):
+    class Gates(SqueezeExcite):
+        def forward(self, x):
+            return torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3))))))
+    lesson02.check_squeeze_excite(Gates)
+    assert "that is the gates (N, C)" in said(capsys)
+
+
+def test_squeeze_excite_without_reduction_is_named(capsys):
+    class NoReduction(SqueezeExcite):
+        def __init__(self, channels, reduction=4):
+            super().__init__(channels, reduction=1)
+    lesson02.check_squeeze_excite(NoReduction)
+    out = said(capsys)
+    assert "fc1.weight has shape (4, 4) instead of (2, 4)" in out
+    assert "fc1 reduces the 4 channels to channels // reduction = 2 features" in out
+
+
+@pytest.mark.parametrize("slip", list(lesson02._BLOCK_SLIPS))
+def test_each_residual_block_slip_is_named(slip, capsys):
+    attempt = type("Mine", (lesson02._BlockSlip,), {"slip": slip})
+    assert lesson02.check_residual_block(attempt) is BasicBlock
+    out = said(capsys)
+    assert lesson02._BLOCK_SLIPS[slip] in out
+    assert not any(advice in out for other, advice in lesson02._BLOCK_SLIPS.items() if other != slip)
+
+
+class IdentityOnly(nn.Module):
+    """A learner's block that always adds x as it is (no projection)."""
+
+    def __init__(self, in_channels, channels, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))) + x)
+
+
+class ProjectionWithoutNorm(IdentityOnly):
+    def __init__(self, in_channels, channels, stride=1):
+        super().__init__(in_channels, channels, stride)
+        if stride != 1 or in_channels != channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False))
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x):
+        return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))) + self.shortcut(x))
+
+
+class ProjectionAlways(ProjectionWithoutNorm):
+    def __init__(self, in_channels, channels, stride=1):
+        super().__init__(in_channels, channels, stride)
+        self.shortcut = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False),
+                                      nn.BatchNorm2d(channels))
+
+
+def test_residual_block_shortcut_slips_are_named(capsys):
+    lesson02.check_residual_block(IdentityOnly)
+    out = said(capsys)
+    assert "case 'stride 2 and 4 -> 8 channels'" in out and "lacks shortcut.0.weight" in out
+    assert "x cannot be added as it is" in out
+    lesson02.check_residual_block(ProjectionWithoutNorm)
+    out = said(capsys)
+    assert "lacks shortcut.1.weight" in out and "needs batch norm after its 1x1 convolution" in out
+    lesson02.check_residual_block(ProjectionAlways)
+    out = said(capsys)
+    assert "case 'identity shortcut, 4 channels'" in out and "the shortcut is the identity" in out
+
+
+def test_diagnosing_leaves_the_random_numbers_alone():
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    lesson02.check_residual_block(type("Mine", (lesson02._BlockSlip,), {"slip": "no final ReLU"}))
+    lesson02.check_squeeze_excite(type("Mine", (lesson02._SESlip,), {"slip": "max pooling"}))
+    assert torch.equal(torch.rand(3), expected)

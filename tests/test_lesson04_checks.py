@@ -178,7 +178,7 @@ def _decode_with(model, source, *, bos_id, eos_id, max_length, stop, pad_eos=Fal
 
 @pytest.mark.parametrize("slip, advice", [
     ({"stop": lambda finished: False}, "the loop ran on"),
-    ({"stop": lambda finished: False, "pad": False}, "the loop ran on"),
+    ({"stop": lambda finished: False, "pad": False}, "never looks at eos_id"),
     ({"stop": lambda finished: finished.any()}, "all, not any"),
     ({"stop": lambda finished: finished.all(), "pad_eos": True}, "keep the eos_id itself"),
 ])
@@ -198,3 +198,68 @@ def test_diagnosing_a_wrong_decoder_layer_leaves_the_random_numbers_alone():
     torch.manual_seed(123)
     lesson04.check_decoder_layer(DecoderWithoutCausalMask)
     assert torch.equal(torch.rand(3), expected_next)
+
+
+@pytest.mark.parametrize("slip", list(lesson04._GREEDY_SLIPS))
+def test_each_greedy_decoding_slip_is_named(slip, capsys):
+    def attempt(model, source, *, bos_id, eos_id, max_length=100):
+        return lesson04._greedy_with_slip(model, source, bos_id=bos_id, eos_id=eos_id,
+                                          max_length=max_length, slip=slip)
+
+    assert lesson04.check_greedy_decode(attempt) is lesson04.greedy_decode
+    out = " ".join(capsys.readouterr().out.split())  # the verdict wraps long lines
+    assert " ".join(lesson04._GREEDY_SLIPS[slip].split()) in out
+
+
+def test_a_loop_that_ignores_max_length_is_not_told_to_stop_on_finished(capsys):
+    def while_unfinished(model, source, *, bos_id, eos_id, max_length=100):
+        memory, source_mask = model.encode(source)
+        tokens = torch.full((len(source), 1), bos_id)
+        finished = torch.zeros(len(source), dtype=torch.bool)
+        while not finished.all():
+            next_token = model.decode(tokens, memory, source_mask)[:, -1].argmax(dim=-1)
+            next_token = next_token.masked_fill(finished, model.pad_id)
+            tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+            finished |= next_token == eos_id
+        return tokens[:, 1:]
+
+    assert lesson04.check_greedy_decode(while_unfinished) is lesson04.greedy_decode
+    out = capsys.readouterr().out
+    assert "went past max_length" in out
+    assert "finished.all()" not in out and "one of these" not in out
+
+
+def test_one_short_loop_is_not_blamed_on_stopping_at_any(capsys):
+    def one_short(model, source, *, bos_id, eos_id, max_length=100):
+        return lesson04.greedy_decode(model, source, bos_id=bos_id, eos_id=eos_id,
+                                      max_length=max_length - 1)
+
+    lesson04.check_greedy_decode(one_short)
+    out = capsys.readouterr().out
+    assert "one token short" in out and "all, not any" not in out
+
+
+def test_more_causal_mask_and_shift_slips_are_named(capsys):
+    lesson04.check_causal_mask(lambda length: torch.ones(length, length, dtype=torch.bool).tril(1))
+    assert "diagonal=1" in capsys.readouterr().out
+    lesson04.check_causal_mask(lambda length: torch.ones(length, length, dtype=torch.bool))
+    assert "nothing is hidden" in capsys.readouterr().out
+
+    lesson04.check_shift_right(lambda labels, bos_id: torch.cat(
+        [torch.full((len(labels), 1), float(bos_id)), labels[:, :-1]], dim=1))
+    assert "token ids are integers" in capsys.readouterr().out
+    lesson04.check_shift_right(lambda labels, bos_id: torch.cat(
+        [torch.full_like(labels[:, :1], bos_id), labels[:, 1:]], dim=1))
+    assert "dropped the first label" in capsys.readouterr().out
+
+
+def test_decoder_hints_fit_the_failing_case(capsys):
+    class QueriesFromMemory(lesson04.DecoderLayer):
+        def forward(self, y, memory, memory_mask=None):
+            y = self.norm1(y + self.self_attention(y, y, y, lesson04.causal_mask(y.shape[1])))
+            y = self.norm2(y + self.cross_attention(memory, y, y))
+            return self.norm3(y + self.feed_forward(y))
+
+    lesson04.check_decoder_layer(QueriesFromMemory)
+    out = capsys.readouterr().out
+    assert "raised" in out and "queries from y" in out and "memory_mask" not in out

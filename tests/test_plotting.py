@@ -45,3 +45,32 @@ def test_confusion_matrix_refuses_labels_outside_the_classes():
         plotting.confusion_matrix([0, 1, 3], [0, 1, 2], 3)
     with pytest.raises(ValueError, match="-1"):
         plotting.confusion_matrix([0, 1, 2], [0, -1, 2], 3)
+
+
+def test_legibility_problems_name_small_text_and_shrinking_figures():
+    import matplotlib.pyplot as plt
+
+    from course_utils.plotting import legibility_problems
+
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.plot([1, 2])
+    ax.set_title("fine")
+    assert legibility_problems(fig) == []
+    ax.set_title("too small", fontsize=8)
+    assert legibility_problems(fig) == ["text shown at 8 pt (e.g. 'too small')"]
+    wide, wide_ax = plt.subplots(figsize=(15, 3))
+    wide_ax.plot([1, 2])
+    problems = legibility_problems(wide)
+    assert "shown at 6.7 pt" in problems[0] and "15 in wide" in problems[-1]
+    plt.close("all")
+
+
+@pytest.mark.parametrize("count, ncols", [(24, 12), (16, 8), (16, 16), (3, 8)])
+def test_image_grids_fit_the_notebook_and_stay_legible(count, ncols):
+    names = ["automobile", "airplane", "bird"]
+    labels, predictions = [i % 3 for i in range(count)], [(i + 1) % 3 for i in range(count)]
+    fig = plotting.show_images(torch.rand(count, 1, 8, 8), labels, names, predictions=predictions,
+                               ncols=ncols, title="a grid")
+    assert fig.get_figwidth() <= plotting.NOTEBOOK_WIDTH_IN + 1e-9
+    assert plotting.legibility_problems(fig) == []
+    plt.close(fig)

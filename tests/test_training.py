@@ -84,3 +84,23 @@ def test_any_mean_loss_module_works_for_training_and_evaluation():
                   loss_fn=nn.CrossEntropyLoss(), progress=False)
     reference = evaluate(model, DataLoader(data, batch_size=70))
     assert history["val_loss"][-1] == pytest.approx(reference["loss"], rel=1e-5)
+
+
+def test_helpers_refuse_a_model_that_is_not_on_the_lessons_device():
+    data = DataLoader(_separable_data(), batch_size=32)
+    with torch.device("meta"):
+        elsewhere = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(elsewhere.parameters(), lr=0.1)
+    for call in (lambda: fit(elsewhere, data, epochs=1, optimizer=optimizer, progress=False),
+                 lambda: evaluate(elsewhere, data), lambda: predict(elsewhere, data)):
+        with pytest.raises(ValueError, match=r"weight of the model is on meta but this runs on cpu.*"
+                                             r"model.to\(cfg.device\)"):
+            call()
+
+
+def test_helpers_default_to_the_device_chosen_by_setup(monkeypatch):
+    from course_utils import config, training
+    monkeypatch.setattr(config, "_current", config.CourseConfig("quick", torch.device("meta"), 0))
+    with pytest.raises(ValueError, match="on cpu but this runs on meta"):
+        training.resolve_device(nn.Linear(2, 2))
+    assert training.resolve_device(nn.Linear(2, 2), "cpu") == torch.device("cpu")

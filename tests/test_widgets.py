@@ -119,3 +119,53 @@ def test_translation_widget_says_when_nothing_was_written(capsys):
     widget.update()  # outside a notebook, the widget's output goes to stdout
     assert "wrote <eos> first" in capsys.readouterr().out
     plt.close("all")
+
+
+def test_translation_widget_says_when_a_number_is_clamped(capsys):
+    assert widgets.clamp_number(5, 9) == (5, "")
+    shown, message = widgets.clamp_number(12_345, 9_999)
+    assert shown == 9_999 and "12,345 is above 9,999" in message and "showing 9,999" in message
+    assert widgets.clamp_number(0, 9)[0] == 1 and "showing 1" in widgets.clamp_number(0, 9)[1]
+    weights = np.random.default_rng(0).dirichlet(np.ones(4), size=(2, 3, 3))
+    asked = []
+
+    def translate(number):
+        asked.append(number)
+        return "un b", "one", "one", weights
+
+    widget = widgets.translation_widget(translate, max_number=9, num_layers=2, value=1)
+    widget.children[0].value = 50  # typed above the maximum: translated as 9, and said so
+    assert asked[-1] == 9
+    assert "50 is above 9" in capsys.readouterr().out
+    plt.close("all")
+
+
+def test_translation_view_draws_the_encoder_self_attention():
+    rng = np.random.default_rng(0)
+    cross = rng.dirichlet(np.ones(4), size=(2, 3, 3))
+    encoder = rng.dirichlet(np.ones(4), size=(2, 3, 4))
+    message, fig = widgets.translation_view(lambda n: ("un b", "one", "one", cross, encoder), 1, 9,
+                                            layer=2, maps="encoder self-attention")
+    assert "(correct)" in message
+    assert fig.axes[0].get_title() == "encoder layer 2, head 1"
+    assert fig.axes[0].get_ylabel() == "French (query)"
+    plt.close(fig)
+    message, fig = widgets.translation_view(lambda n: ("un b", "one", "one", cross), 1, 9,
+                                            maps="encoder self-attention")
+    assert fig is None and "no encoder self-attention" in message
+
+
+@pytest.mark.parametrize("heads, layers", [(4, 2), (8, 3)])
+def test_attention_figures_fit_a_projector(heads, layers):
+    source, output = "quatre mille trois cent quatre-vingt-dix-huit", "four thousand three hundred"
+    weights = np.random.default_rng(0).dirichlet(np.ones(len(source)), size=(layers, heads, len(output)))
+    for by_words in (False, True):
+        fig = widgets.cross_attention_figure(source, output, weights, by_words=by_words)
+        assert fig.get_size_inches()[0] <= 10
+        fig.canvas.draw()
+        sizes = [text.get_fontsize() for ax in fig.axes for text in
+                 [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts,
+                  *ax.get_xticklabels(), *ax.get_yticklabels()] if text.get_text()]
+        assert min(sizes) >= 10
+        assert sum(ax.get_visible() for ax in fig.axes) == layers * heads + 1  # and the colour bar
+        plt.close(fig)

@@ -3,11 +3,17 @@
 Each ``check_*`` function runs the learner's function next to the reference on several cases
 (ordinary input, large logits, a batch of one, ...) and returns the function the notebook
 should go on with (see :mod:`course_utils.checks`).
+
+A wrong answer is diagnosed by running the usual slips: each exercise has a table of named
+variants of the reference (softmax without the max shift, over the wrong axis, ...). The first
+variant whose output on the failing case equals the learner's names the slip; when none does,
+the case's own hint is shown.
 """
 
 import torch
+import torch.nn.functional as F
 
-from course_utils.checks import Case, check_function, report, run_check
+from course_utils.checks import Case, check_function, compare, report, run_check
 
 
 def _logits(*rows) -> torch.Tensor:
@@ -32,7 +38,7 @@ def log_softmax(logits: torch.Tensor) -> torch.Tensor:
 
 def nll_loss(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of -log p(true class): (N, K) log-probabilities, (N,) class indices."""
-    picked = log_probs[torch.arange(len(targets)), targets]
+    picked = log_probs[torch.arange(len(targets), device=targets.device), targets]
     return -picked.mean()
 
 
@@ -43,39 +49,268 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Gradient of the mean cross-entropy w.r.t. the logits: (softmax - one_hot) / N."""
-    one_hot = torch.zeros_like(logits)
-    one_hot[torch.arange(len(targets)), targets] = 1.0
+    one_hot = F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
     return (softmax(logits) - one_hot) / len(targets)
+
+
+# ---- the usual slips: name -> (variant of the reference, advice) -----------------------------
+# In the advice, {n} is the batch size and {k} the number of classes of the failing case.
+
+def _softmax_shifted_by(z, maximum):
+    exponentials = (z - maximum).exp()
+    return exponentials / exponentials.sum(dim=-1, keepdim=True)
+
+
+def _naive_softmax(z):
+    return _softmax_shifted_by(z, 0.0)
+
+
+def _exponentials(z):
+    """exp(z - m) with m each row's maximum: the numerators of the stable softmax."""
+    return (z - z.max(dim=-1, keepdim=True).values).exp()
+
+
+def _one_hot(targets, like):
+    return F.one_hot(targets, like.shape[-1]).to(like.dtype)
+
+
+_PER_ROW = "over the last axis (dim=-1), keeping it (keepdim=True)"
+
+SOFTMAX_SLIPS = {
+    "log-probabilities": (
+        log_softmax,
+        "these are log-probabilities (all <= 0): softmax returns the probabilities themselves, "
+        "exp(z - m) / sum(exp(z - m))."),
+    "no max shift": (
+        _naive_softmax,
+        "exp overflowed: exp(1000) is inf in float32 (and exp(-1000) is 0), so the division "
+        "gave NaN. Subtract each row's maximum before exp; softmax(z - m) = softmax(z)."),
+    "one maximum for the batch": (
+        lambda z: _softmax_shifted_by(z, z.max()),
+        "you subtracted the largest logit of the whole batch: a row far below it underflows to "
+        "0/0 = NaN. Subtract each row's own maximum, " + _PER_ROW + "."),
+    "max without keepdim": (
+        lambda z: _softmax_shifted_by(z, z.max(dim=-1).values),
+        "without keepdim=True the row maxima have shape (N,) and are subtracted from the "
+        "columns: use logits.max(dim=-1, keepdim=True).values, shape (N, 1)."),
+    "sum without keepdim": (
+        lambda z: _exponentials(z) / _exponentials(z).sum(dim=-1),
+        "without keepdim=True the row sums have shape (N,) and divide the columns, not the "
+        "rows: sum(dim=-1, keepdim=True) keeps the shape (N, 1)."),
+    "normalised over the whole batch": (
+        lambda z: softmax(z.flatten()).reshape(z.shape),
+        "all the entries of the batch sum to 1 together; each row must sum to 1 on its own: "
+        "sum " + _PER_ROW + "."),
+    "normalised over the first axis": (
+        lambda z: torch.softmax(z, dim=0),
+        "each column sums to 1, not each row: normalise over the last axis (dim=-1), which "
+        "works for a single vector and for a batch."),
+    "sigmoid": (
+        torch.sigmoid,
+        "this is the sigmoid of each logit on its own; softmax divides each exponential by the "
+        "sum of its row's exponentials, so that each row sums to 1."),
+}
+
+_LOG_SUM_EXP = "logsumexp(z) = m + log(sum(exp(z - m))), with m each row's maximum"
+
+
+def _log_softmax_shifted_by(z, maximum):
+    return z - (maximum + (z - maximum).exp().sum(dim=-1, keepdim=True).log())
+
+
+LOG_SOFTMAX_SLIPS = {
+    "probabilities": (
+        softmax,
+        "these are probabilities; return their logarithm, computed as z - logsumexp(z)."),
+    "log of the softmax": (
+        lambda z: softmax(z).log(),
+        "this is the log of your softmax: a probability like exp(-200) underflows to 0 and "
+        "log(0) = -inf. Stay in log space: z - logsumexp(z), " + _LOG_SUM_EXP + "."),
+    "log of a naive softmax": (
+        lambda z: _naive_softmax(z).log(),
+        "this is log(softmax(z)) with an unshifted softmax: exp(1000) overflows and gives NaN. "
+        "Return z - logsumexp(z), " + _LOG_SUM_EXP + "."),
+    "log-sum-exp without the shift": (
+        lambda z: z - z.exp().sum(dim=-1, keepdim=True).log(),
+        "log(sum(exp(z))) overflows for large logits: shift first, " + _LOG_SUM_EXP + "."),
+    "m not added back": (
+        lambda z: z - _exponentials(z).sum(dim=-1, keepdim=True).log(),
+        "you subtracted m inside the exponential but did not add it back outside: "
+        + _LOG_SUM_EXP + "."),
+    "one maximum for the batch": (
+        lambda z: _log_softmax_shifted_by(z, z.max()),
+        "you subtracted the largest logit of the whole batch: a row far below it underflows to "
+        "log(0) = -inf. Use each row's own maximum, " + _PER_ROW + "."),
+    "max without keepdim": (
+        lambda z: _log_softmax_shifted_by(z, z.max(dim=-1).values),
+        "without keepdim=True the row maxima have shape (N,) and are subtracted from the "
+        "columns: use logits.max(dim=-1, keepdim=True).values, shape (N, 1)."),
+    "sum without keepdim": (
+        lambda z: z - torch.logsumexp(z, dim=-1),
+        "without keepdim=True the log-sum-exp of each row has shape (N,) and is subtracted from "
+        "the columns: sum(dim=-1, keepdim=True) keeps the shape (N, 1)."),
+    "normalised over the whole batch": (
+        lambda z: log_softmax(z.flatten()).reshape(z.shape),
+        "you normalised over every entry of the batch together; each row on its own: reduce "
+        + _PER_ROW + "."),
+    "normalised over the first axis": (
+        lambda z: torch.log_softmax(z, dim=0),
+        "you normalised each column, not each row: reduce over the last axis (dim=-1), which "
+        "works for a single vector and for a batch."),
+}
+
+
+def _picked(log_probs, targets):
+    return log_probs[torch.arange(len(targets), device=targets.device), targets]
+
+
+_NOT_A_TENSOR = ("return a 0-dimensional tensor built from torch operations (no .item() or "
+                 "float()), so that autograd can follow it.")
+
+NLL_SLIPS = {
+    "sign flipped": (
+        lambda log_probs, targets: -nll_loss(log_probs, targets),
+        "the sign is flipped: the loss is MINUS the mean log-probability of the targets, so it "
+        "is >= 0."),
+    "sum": (
+        lambda log_probs, targets: nll_loss(log_probs, targets) * len(targets),
+        "this is the sum over the {n} samples; the loss is their mean."),
+    "one loss per sample": (
+        lambda log_probs, targets: -_picked(log_probs, targets),
+        "you returned one loss per sample; the loss is their mean, a single number (.mean())."),
+    "an N x N block": (
+        lambda log_probs, targets: -log_probs[:, targets].mean(),
+        "log_probs[:, targets] picks an N x N block (every row at every target); pick one entry "
+        "per row: log_probs[torch.arange(N), targets]."),
+    "every entry": (
+        lambda log_probs, targets: -log_probs.mean(),
+        "you averaged every entry of log_probs; average only each row's target entry, "
+        "log_probs[torch.arange(N), targets]."),
+    "mean over N x K entries": (
+        lambda log_probs, targets: -(_one_hot(targets, log_probs) * log_probs).mean(),
+        "the mean ran over all N x K entries of one_hot * log_probs, which makes the loss {k} "
+        "times too small: sum over the classes, then average over the {n} samples."),
+    "predicted class": (
+        lambda log_probs, targets: -log_probs.max(dim=-1).values.mean(),
+        "you used each row's largest log-probability, i.e. the predicted class; the loss uses "
+        "the target class: log_probs[torch.arange(N), targets]."),
+    "log taken twice": (
+        lambda log_probs, targets: -_picked(log_probs, targets).log().mean(),
+        "log_probs already holds logarithms (all <= 0), and the log of a negative number is "
+        "NaN: take minus their mean directly, with no further log."),
+}
+
+CROSS_ENTROPY_SLIPS = {
+    **{name: (lambda logits, targets, slip=slip: slip(log_softmax(logits), targets), advice)
+       for name, (slip, advice) in NLL_SLIPS.items() if name != "log taken twice"},
+    "log of a naive softmax": (
+        lambda logits, targets: nll_loss(_naive_softmax(logits).log(), targets),
+        "log(softmax(z)) with an unshifted softmax overflows (exp(1000) = inf): use your "
+        "log_softmax, nll_loss(log_softmax(logits), targets)."),
+    "log of the softmax": (
+        lambda logits, targets: nll_loss(softmax(logits).log(), targets),
+        "log(softmax(z)) fails here: a target with probability exp(-1000) underflows to 0 and "
+        "log(0) = -inf. Use your log_softmax: nll_loss(log_softmax(logits), targets)."),
+    "probabilities into nll_loss": (
+        lambda logits, targets: nll_loss(softmax(logits), targets),
+        "nll_loss expects log-probabilities and you gave it probabilities (softmax): use "
+        "log_softmax instead."),
+    "raw logits into nll_loss": (
+        lambda logits, targets: nll_loss(logits, targets),
+        "you passed the raw logits to nll_loss; it expects log-probabilities: "
+        "nll_loss(log_softmax(logits), targets)."),
+}
+
+
+def _gradient_with(probabilities, one_hot, divisor):
+    return (probabilities - one_hot) / divisor
+
+
+GRADIENT_SLIPS = {
+    "no division by N": (
+        lambda logits, targets: softmax(logits) - _one_hot(targets, logits),
+        "this is the gradient of the summed loss; the loss is a mean over the {n} samples, so "
+        "divide by N: (softmax(logits) - one_hot) / N."),
+    "divided by K": (
+        lambda logits, targets: _gradient_with(softmax(logits), _one_hot(targets, logits),
+                                               logits.shape[-1]),
+        "you divided by the number of classes K = {k}; divide by the batch size N = {n}."),
+    "sign flipped": (
+        lambda logits, targets: -cross_entropy_grad(logits, targets),
+        "the sign is flipped: the gradient is probabilities minus labels, "
+        "(softmax(logits) - one_hot) / N."),
+    "no one-hot": (
+        lambda logits, targets: softmax(logits) / len(targets),
+        "you left out the labels: subtract the one-hot of the targets from the probabilities."),
+    "one-hot of the predicted class": (
+        lambda logits, targets: cross_entropy_grad(logits, logits.argmax(dim=-1)),
+        "the one-hot must mark each row's target class, not its predicted class (argmax)."),
+    "log-probabilities": (
+        lambda logits, targets: _gradient_with(log_softmax(logits), _one_hot(targets, logits),
+                                               len(targets)),
+        "use the probabilities softmax(logits), not the log-probabilities."),
+    "naive softmax": (
+        lambda logits, targets: _gradient_with(_naive_softmax(logits), _one_hot(targets, logits),
+                                               len(targets)),
+        "the probabilities overflowed (exp(1000) = inf): compute them with your stable softmax "
+        "from exercise 1."),
+}
+
+IN_PLACE_ADVICE = ("an in-place operation (`x -= ...`, `x.sub_(...)`, `x[...] = ...`) changed the "
+                   "caller's tensor: build a new one instead, e.g. `shifted = logits - m`.")
+
+
+def _diagnose_with(slips):
+    """A ``diagnose`` for :func:`run_check` that names the first slip reproducing the answer."""
+    def diagnose(case, expected, got):
+        if compare(expected, got) is None:  # the answer is right: it changed its input instead
+            return IN_PLACE_ADVICE
+        sizes = {"n": case.args[0].shape[0], "k": case.args[0].shape[-1]}
+        for slip, advice in slips.values():
+            try:
+                slipped = slip(*case.args)
+            except Exception:  # e.g. shapes that do not broadcast: not the learner's slip here
+                continue
+            if compare(slipped, got) is None and compare(slipped, expected) is not None:
+                return advice.format(**sizes)
+        return None
+    return diagnose
+
+
+def _diagnose_loss(slips):
+    """As :func:`_diagnose_with`, after checking the loss is still a tensor autograd can follow."""
+    by_slip = _diagnose_with(slips)
+
+    def diagnose(case, expected, got):
+        if not isinstance(got, torch.Tensor):
+            return _NOT_A_TENSOR
+        return by_slip(case, expected, got)
+    return diagnose
 
 
 # ---- cases -----------------------------------------------------------------------------------
 
-LARGE_LOGITS_HINT = ("exp(1000) overflows to inf in float32 and inf/inf is NaN. Subtract each "
-                     "row's maximum before exponentiating: softmax(z) = softmax(z - max(z)).")
-AXIS_HINT = ("work along the last axis (dim=-1, so that 1-D and 2-D inputs both work) and keep "
-             "it (keepdim=True) so that row maxima and sums broadcast against the logits.")
-MAX_HINT = ("use dim=-1 (the last axis) so that a single vector works too; "
-            "logits.max(dim=-1, keepdim=True) returns a pair (values, indices): take .values, "
-            "or use logits.amax(dim=-1, keepdim=True).")
+SOFTMAX_RECIPE = ("softmax(z) = exp(z - m) / sum(exp(z - m)) over the last axis, with "
+                  "m = logits.max(dim=-1, keepdim=True).values.")
+BATCH_HINT = ("this case is a batch: reduce over the last axis (dim=-1) and keep it "
+              "(keepdim=True), so that the row maxima and sums broadcast against the logits.")
 
 
-def _probability_cases() -> list[Case]:
+def _probability_cases(recipe: str) -> list[Case]:
     generator = torch.Generator().manual_seed(1)
     return [
-        Case("three logits", (_logits(2.0, 1.0, 0.1),), hint=MAX_HINT),
-        Case("a batch of 4 rows", (torch.randn(4, 5, generator=generator) * 3,), hint=AXIS_HINT),
-        Case("a batch of one", (_logits([0.5, -1.0, 3.0]),), hint=AXIS_HINT),
+        Case("three logits", (_logits(2.0, 1.0, 0.1),), hint=recipe),
+        Case("a batch of 3 rows of 3", (torch.randn(3, 3, generator=generator) * 3,),
+             hint=BATCH_HINT),
+        Case("a batch of 4 rows", (torch.randn(4, 5, generator=generator) * 3,), hint=BATCH_HINT),
+        Case("a batch of one", (_logits([0.5, -1.0, 3.0]),), hint=BATCH_HINT),
         Case("large logits", (_logits([1000.0, 1001.0, 1002.0], [-5.0, 0.0, 5.0]),),
-             hint=LARGE_LOGITS_HINT),
+             hint="exp(1000) overflows to inf in float32: subtract each row's maximum before "
+                  "exponentiating. " + recipe),
         Case("very negative logits", (_logits([-1000.0, -1001.0, -1002.0]),),
-             hint="exp(-1000) underflows to 0 and 0/0 is NaN: shift by the maximum first."),
-        Case("equal logits", (torch.zeros(2, 4),)),
+             hint="exp(-1000) underflows to 0: subtract each row's maximum first. " + recipe),
+        Case("equal logits", (torch.zeros(2, 4),), hint=recipe),
     ]
-
-
-PICK_HINT = ("pick log_probs[i, targets[i]] for each row i, e.g. log_probs[torch.arange(N), "
-             "targets]; log_probs[:, targets] picks an N x N block instead.")
-MEAN_HINT = "the loss is a mean over the batch; with one sample it is that sample's loss."
 
 
 def _loss_inputs() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -89,54 +324,35 @@ def _loss_inputs() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     ]
 
 
-def diagnose_loss(case: Case, expected, got) -> str | None:
-    """Recognise the usual slips in a mean loss: a float, a flipped sign, a sum instead of a mean."""
-    if not isinstance(got, torch.Tensor):
-        return ("return a 0-dimensional tensor built from torch operations (no .item() or "
-                "float()), so that autograd can follow it.")
-    if got.shape != expected.shape or got.dtype != expected.dtype:
-        return None
-    size = len(case.args[1])
-    if torch.allclose(got, -expected, rtol=1e-4):
-        return "the sign is flipped: the loss is MINUS the mean log-probability of the targets."
-    if size > 1 and torch.allclose(got, expected * size, rtol=1e-4):
-        return f"this is the sum over the {size} samples; the loss is their mean."
-    return None
-
-
-def _loss_cases() -> list[Case]:
-    hints = {"a batch of one": MEAN_HINT,
-             "large logits": "use the stable log-softmax (exercise 3), never log(softmax(z)) "
-                             "with a naive softmax: exp(1000) overflows."}
-    combine = ("cross_entropy(logits, targets) = nll_loss(log_softmax(logits), targets): "
-               "nll_loss expects log-probabilities, so apply log_softmax once, not softmax.")
-    return [Case(name, (logits, targets), hint=hints.get(name, combine))
-            for name, logits, targets in _loss_inputs()]
+ONE_SAMPLE_HINT = ("a batch of one is still a batch: the answer is a 0-dimensional tensor, "
+                   "minus the log-probability of its one target.")
 
 
 # ---- checks ----------------------------------------------------------------------------------
 
 def check_softmax(student_softmax):
-    return check_function(student_softmax, softmax, _probability_cases(), exercise="Exercise 1 (softmax)")
+    return check_function(student_softmax, softmax, _probability_cases(SOFTMAX_RECIPE),
+                          diagnose=_diagnose_with(SOFTMAX_SLIPS), exercise="Exercise 1 (softmax)")
 
 
 def check_log_softmax(student_log_softmax):
-    stable_hint = ("compute z - logsumexp(z), with logsumexp(z) = m + log(sum(exp(z - m))) and "
-                   "m = max(z) over the last axis; log(softmax(z)) overflows or underflows.")
-    cases = [Case(case.name, case.args, hint=stable_hint if "logits" in case.name else case.hint)
-             for case in _probability_cases()]
+    recipe = "log_softmax(z) = z - logsumexp(z), with " + _LOG_SUM_EXP + "."
+    cases = _probability_cases(recipe)
     cases.append(Case("logits far apart", (_logits([0.0, -200.0, -400.0]),),
-                      hint="exp(-200) underflows to 0 in float32, so log(softmax(z)) gives -inf; "
-                           + stable_hint))
+                      hint="exp(-200) underflows to 0 in float32, so log(softmax(z)) gives -inf. "
+                           + recipe))
     return check_function(student_log_softmax, log_softmax, cases,
+                          diagnose=_diagnose_with(LOG_SOFTMAX_SLIPS),
                           exercise="Exercise 3 (log-softmax)")
 
 
 def check_nll_loss(student_nll_loss):
-    hints = {"a batch of one": MEAN_HINT}
-    cases = [Case(name, (log_softmax(logits), targets), hint=hints.get(name, PICK_HINT))
+    recipe = ("pick log_probs[i, targets[i]] for every row i at once, "
+              "log_probs[torch.arange(N), targets], and return minus their mean.")
+    cases = [Case(name, (log_softmax(logits), targets),
+                  hint=ONE_SAMPLE_HINT if name == "a batch of one" else recipe)
              for name, logits, targets in _loss_inputs()]
-    return check_function(student_nll_loss, nll_loss, cases, diagnose=diagnose_loss,
+    return check_function(student_nll_loss, nll_loss, cases, diagnose=_diagnose_loss(NLL_SLIPS),
                           exercise="Exercise 2 (negative log-likelihood)")
 
 
@@ -150,9 +366,14 @@ def _gradient_of(loss_fn):
 
 def check_cross_entropy(student_cross_entropy):
     exercise = "Exercise 4 (cross-entropy)"
-    cases = _loss_cases()
+    recipe = "cross_entropy(logits, targets) = nll_loss(log_softmax(logits), targets)."
+    hints = {"a batch of one": ONE_SAMPLE_HINT,
+             "large logits": "logits 1000 apart need the stable log_softmax of exercise 3. "
+                             + recipe}
+    cases = [Case(name, (logits, targets), hint=hints.get(name, recipe))
+             for name, logits, targets in _loss_inputs()]
     result = run_check(student_cross_entropy, cross_entropy, cases, exercise=exercise,
-                       diagnose=diagnose_loss)
+                       diagnose=_diagnose_loss(CROSS_ENTROPY_SLIPS))
     if result.passed:
         # The training loop back-propagates through this loss: the gradients must flow too.
         gradient_case = Case("gradients for a batch of 6", cases[0].args,
@@ -169,11 +390,15 @@ def check_cross_entropy(student_cross_entropy):
 
 
 def check_cross_entropy_grad(student_cross_entropy_grad):
-    hint = ("d loss / d logits = (softmax(logits) - one_hot(targets)) / N, with N the batch "
-            "size because the loss is a mean over the batch; build one_hot with zeros_like and "
-            "index assignment, or F.one_hot(targets, K).float().")
-    stable = "compute the probabilities with your stable softmax (exercise 1): exp(1000) overflows."
-    cases = [Case(name, (logits, targets), hint=stable if name == "large logits" else hint)
+    recipe = ("d loss / d logits = (softmax(logits) - one_hot(targets)) / N, with N the batch "
+              "size because the loss is a mean over the batch.")
+    hints = {"a batch of one": "with one sample the gradient still has shape (1, K); if you build "
+                               "the one-hot with F.one_hot, give it num_classes=K (otherwise it "
+                               "guesses K from the largest target). " + recipe,
+             "large logits": "compute the probabilities with your stable softmax (exercise 1): "
+                             "exp(1000) overflows."}
+    cases = [Case(name, (logits, targets), hint=hints.get(name, recipe))
              for name, logits, targets in _loss_inputs()]
     return check_function(student_cross_entropy_grad, cross_entropy_grad, cases,
+                          diagnose=_diagnose_with(GRADIENT_SLIPS),
                           exercise="Exercise 5 (gradient of the cross-entropy)")

@@ -2,6 +2,8 @@
 sinusoidal positional encoding, and the cost of attention versus fully-connected layers.
 
 The references are the package's own code (course_utils.attention), which later lessons import.
+A wrong answer is diagnosed by running named variants of the reference, one per common slip,
+on the failing case: when a variant's output matches the learner's, that slip is named.
 """
 
 import math
@@ -37,8 +39,9 @@ def sinusoidal_encoding(length: int, dim: int) -> torch.Tensor:
     return attention.sinusoidal_encoding(length, dim)
 
 
-def layer_costs(length: int, dim: int, hidden: int) -> dict[str, int]:
-    """Parameters and FLOPs (biases ignored, 2 FLOPs per multiply-add) for a sequence X (L, d) of:
+def layer_costs(length: int, dim: int, hidden: int) -> dict:
+    """Parameters, FLOPs (biases ignored, 2 FLOPs per multiply-add) and output shape for a
+    sequence X (L, d) of:
 
     * two fully-connected layers applied to every token, Y = (X W1) W2, W1: d x n, W2: n x d;
     * the simplified self-attention Y = (X Wq)(X Wk)^T (X Wv) Wo, all four d x d, computed left
@@ -47,11 +50,33 @@ def layer_costs(length: int, dim: int, hidden: int) -> dict[str, int]:
     fc_flops = 2 * length * dim * hidden + 2 * length * hidden * dim
     projections = 4 * (2 * length * dim * dim)        # X Wq, X Wk, X Wv and the final . Wo
     mixing = 2 * length * length * dim * 2             # Q K^T (L x L), then (Q K^T) V
-    return {"fc_params": 2 * dim * hidden, "fc_flops": fc_flops,
-            "attention_params": 4 * dim * dim, "attention_flops": projections + mixing}
+    return {"fc_params": 2 * dim * hidden, "fc_flops": fc_flops, "fc_output_shape": (length, dim),
+            "attention_params": 4 * dim * dim, "attention_flops": projections + mixing,
+            "attention_output_shape": (length, dim)}
 
 
-# ---- checks ----------------------------------------------------------------------------------
+# ---- helpers ---------------------------------------------------------------------------------
+
+def _matches(got, variant) -> bool:
+    """Does a tensor answer equal a variant's output (NaN where the variant has NaN)?"""
+    return (isinstance(got, torch.Tensor) and got.shape == variant.shape
+            and torch.allclose(got.double(), variant.double(), atol=1e-5, equal_nan=True))
+
+
+def _first_match(got, variants: dict) -> str | None:
+    """The message of the first variant whose output ``got`` matches."""
+    for message, variant in variants.items():
+        if _matches(got, variant()):
+            return message
+    return None
+
+
+def _softmax_by_hand(scores, dim=-1):
+    exps = scores.exp()
+    return exps / exps.sum(dim=dim, keepdim=True)
+
+
+# ---- exercise 1: masked softmax --------------------------------------------------------------
 
 def _scores(shape, seed):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * 2
@@ -60,32 +85,49 @@ def _scores(shape, seed):
 def check_masked_softmax(student):
     causal = attention.causal_mask(4)
     padding = torch.tensor([[True, True, True, False, False], [True, False, False, False, False]])
-    hint = ("Fill the scores where the mask is False with -inf (scores.masked_fill(~mask, "
-            "float('-inf'))), then softmax over the last axis; with mask None, a plain softmax.")
-    cases = [Case("no mask", (_scores((2, 5), 0), None), hint=hint),
+    cases = [Case("no mask", (_scores((2, 5), 0), None),
+                  hint="with mask=None nothing is hidden: a plain softmax over the last axis."),
              Case("causal mask 4x4", (_scores((4, 4), 1), causal),
-                  hint="row i may only use columns 0..i: the masked columns must get exactly 0. "
-                       + hint),
+                  hint="row i may use columns 0..i only; the other columns must get exactly 0."),
              Case("padding mask, broadcast over 3 queries", (_scores((2, 3, 5), 2), padding[:, None, :]),
-                  hint="the mask broadcasts against the scores, like any tensor operation. " + hint),
+                  hint="a (2, 1, 5) mask for (2, 3, 5) scores: it broadcasts over the 3 queries."),
              Case("large scores", (_scores((2, 6), 3) * 500, None),
-                  hint="torch.softmax is stable for large scores; exp() by hand overflows.")]
+                  hint="scores of several hundreds: the softmax must not overflow.")]
     return check_function(student, masked_softmax, cases, exercise="Exercise 1 (masked softmax)",
                           diagnose=_diagnose_masked_softmax)
 
 
-def _diagnose_masked_softmax(case, expected, got):
-    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-        return None
-    if torch.isnan(got).any():
-        return ("NaN appears when a row has every key masked: check the polarity, True means "
-                "'may attend', so fill the scores where ~mask is True.")
-    leaked = (expected == 0) & (got.abs() > 1e-6)
-    if leaked.any():
-        return ("masked positions still get weight. Filling their scores with 0 does not hide "
-                "them (e^0 = 1); fill them with float('-inf') before the softmax.")
-    return None
+def _masked_softmax_slips(scores, mask):
+    """Wrong versions of the masked softmax, each with what to tell a learner whose answer it
+    reproduces."""
+    hidden = None if mask is None else ~mask
+    fill = (lambda value: scores) if mask is None else (lambda value: scores.masked_fill(hidden, value))
+    slips = {
+        "masked positions still get weight: the mask was not applied. Fill the scores where the "
+        "mask is False with float('-inf'), then take the softmax.":
+            lambda: torch.softmax(scores, dim=-1),
+        "masked positions still get weight. Filling their scores with 0 does not hide them "
+        "(e^0 = 1); fill them with float('-inf') before the softmax.":
+            lambda: torch.softmax(fill(0.0), dim=-1),
+        "the mask's polarity is inverted: True means 'may attend', so fill the scores where the "
+        "mask is False (scores.masked_fill(~mask, ...)), not where it is True.":
+            lambda: torch.softmax(scores if mask is None else scores.masked_fill(mask, float("-inf")), dim=-1),
+        "e^x overflows for large scores (inf / inf gives NaN): use torch.softmax, which subtracts "
+        "each row's maximum before the exponential.":
+            lambda: _softmax_by_hand(fill(float("-inf"))),
+    }
+    for axis in range(scores.ndim - 1):
+        slips[f"the softmax runs over axis {axis}; it must run over the last axis (dim=-1), so "
+              f"that each query's weights over the keys sum to 1."] = (
+            lambda axis=axis: torch.softmax(fill(float("-inf")), dim=axis))
+    return slips
 
+
+def _diagnose_masked_softmax(case, expected, got):
+    return _first_match(got, _masked_softmax_slips(*case.args))
+
+
+# ---- exercise 2: scaled dot-product attention ------------------------------------------------
 
 def check_scaled_dot_product_attention(student):
     generator = torch.Generator().manual_seed(4)
@@ -95,58 +137,152 @@ def check_scaled_dot_product_attention(student):
                 torch.randn(*batch, length_k, d, generator=generator),
                 torch.randn(*batch, length_k, d_v, generator=generator))
 
-    hint = ("scores = query @ key.transpose(-2, -1) / sqrt(d), with d = query.shape[-1]; weights "
-            "= masked_softmax(scores, mask); output = weights @ value; return both.")
-    cases = [Case("one query, 6 keys", qkv((), 1, 6, 8, 8), hint=hint),
-             Case("a batch, 4 queries, 7 keys", qkv((3,), 4, 7, 16, 16), hint=hint),
+    cases = [Case("one query, 6 keys", qkv((), 1, 6, 8, 8),
+                  hint="queries (1, 8), keys (6, 8), values (6, 8): weights (1, 6), output (1, 8)."),
+             Case("a batch, 4 queries, 7 keys", qkv((3,), 4, 7, 16, 16),
+                  hint="a batch axis in front: key.T would reverse all three axes; transpose only "
+                       "the last two, key.transpose(-2, -1)."),
              Case("values of another size than keys", qkv((2,), 5, 5, 4, 6),
-                  hint="the output takes its last size from the values: " + hint),
+                  hint="d = 4 for queries and keys, 6 for the values: the output is (2, 5, 6)."),
              Case("with heads and a causal mask", (*qkv((2, 2), 5, 5, 8, 8), attention.causal_mask(5)),
-                  hint="transpose only the last two axes of the keys, so batch and head axes "
-                       "stay put. " + hint)]
+                  hint="two leading axes (batch, heads) and a 5x5 causal mask to pass on to "
+                       "masked_softmax.")]
     return check_function(student, scaled_dot_product_attention, cases,
                           exercise="Exercise 2 (scaled dot-product attention)",
                           output_names=("output", "weights"), diagnose=_diagnose_attention)
 
 
+def _attention_slips(query, key, value, mask):
+    d = query.shape[-1]
+    raw = query @ key.transpose(-2, -1)
+
+    def weights_of(scores, the_mask=mask, dim=-1):
+        if the_mask is not None:
+            scores = scores.masked_fill(~the_mask, float("-inf"))
+        return torch.softmax(scores, dim=dim)
+
+    slips = {
+        "you did not divide the scores by sqrt(d).": lambda: weights_of(raw),
+        "you divided the scores by d; divide by sqrt(d).": lambda: weights_of(raw / d),
+        "you divided by the square root of the number of keys; d is the size of each query and "
+        "key, query.shape[-1].": lambda: weights_of(raw / math.sqrt(key.shape[-2])),
+        "you divided by the square root of the values' size; d is the size of each query and "
+        "key, query.shape[-1].": lambda: weights_of(raw / math.sqrt(value.shape[-1])),
+        "the softmax runs over the queries (dim=-2); it must run over the keys (dim=-1), so that "
+        "each query's weights sum to 1.": lambda: weights_of(raw / math.sqrt(d), dim=-2),
+    }
+    if mask is not None:
+        slips["the mask was not used: pass it to masked_softmax(scores, mask)."] = (
+            lambda: weights_of(raw / math.sqrt(d), None))
+        slips["the mask is inverted: True means 'may attend'; pass it to masked_softmax as it is."] = (
+            lambda: weights_of(raw / math.sqrt(d), ~mask))
+    return slips
+
+
 def _diagnose_attention(case, expected, got):
     query, key, value = case.args[:3]
     mask = case.args[3] if len(case.args) > 3 else None
-    d = query.shape[-1]
-    slips = {"you did not divide the scores by sqrt(d)": math.sqrt(d),
-             "you divided the scores by d; divide by sqrt(d)": 1 / math.sqrt(d)}
-    for message, extra_scale in slips.items():
-        scores = query @ key.transpose(-2, -1) / math.sqrt(d) * extra_scale
-        weights = masked_softmax(scores, mask)
-        try:
-            if torch.allclose(got[1], weights, atol=1e-5):
-                return message + "."
-        except (TypeError, IndexError, RuntimeError):
-            return None
-    return None
+    if isinstance(got, torch.Tensor):
+        return "return both the output and the weights: return output, weights."
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return None
+    output, weights = expected
+    if _matches(got[0], weights) and _matches(got[1], output):
+        return "the two results are swapped: return output, weights (in that order)."
+    if _matches(got[1], weights):  # right weights, wrong output
+        if _matches(got[0], weights @ key):
+            return "the output mixes the keys; it must mix the values: weights @ value."
+        return None
+    return _first_match(got[1], _attention_slips(query, key, value, mask))
 
+
+# ---- exercise 3: multi-head self-attention ---------------------------------------------------
 
 def check_multi_head_self_attention(student_cls):
     generator = torch.Generator().manual_seed(5)
-    hint = ("project x with q_proj, k_proj and v_proj; reshape each (N, L, d) to (N, L, heads, "
-            "d / heads) and transpose to (N, heads, L, d / heads); attend per head; transpose "
-            "back, reshape to (N, L, d) and apply out_proj.")
     cases = [Case("8 features, 2 heads", ({"embed_dim": 8, "num_heads": 2},
-                                          torch.randn(3, 5, 8, generator=generator)), hint=hint),
+                                          torch.randn(3, 5, 8, generator=generator)),
+                  hint="x (3, 5, 8): 2 heads of 4 features each; the output is (3, 5, 8)."),
              Case("one head", ({"embed_dim": 6, "num_heads": 1},
-                               torch.randn(2, 4, 6, generator=generator)), hint=hint),
+                               torch.randn(2, 4, 6, generator=generator)),
+                  hint="with one head, this is plain self-attention with projections."),
              Case("a batch of one, 4 heads", ({"embed_dim": 16, "num_heads": 4},
                                               torch.randn(1, 7, 16, generator=generator)),
-                  hint="split the features into heads, not the positions. " + hint)]
+                  hint="x (1, 7, 16): 4 heads of 4 features each.")]
     return check_module(student_cls, MultiHeadSelfAttention, cases,
-                        exercise="Exercise 3 (multi-head self-attention)")
+                        exercise="Exercise 3 (multi-head self-attention)",
+                        diagnose=_diagnose_multi_head)
 
+
+def _multi_head_variant(module, x, *, scale="head_dim", split="transpose", merge="transpose",
+                        softmax_dim=-1, projections="qkv", out_proj=True, heads=None):
+    """The reference forward pass with one thing changed (the defaults give the reference)."""
+    batch, length, dim = x.shape
+    heads = heads or module.num_heads
+    head_dim = dim // heads
+    layers = {"q": module.q_proj, "k": module.k_proj, "v": module.v_proj}
+    q, k, v = (layers[name](x) for name in projections)
+
+    def split_heads(t):                                   # (N, L, d) -> (N, heads, L, d / heads)
+        if split == "transpose":
+            return t.view(batch, length, heads, head_dim).transpose(1, 2)
+        if split == "no transpose":                       # the same numbers read in another order
+            return t.reshape(batch, heads, length, head_dim)
+        return t.view(batch, length, head_dim, heads).permute(0, 3, 1, 2)  # "head_dim first"
+
+    q, k, v = split_heads(q), split_heads(k), split_heads(v)
+    scores = q @ k.transpose(-2, -1) / {"head_dim": math.sqrt(head_dim), "dim": math.sqrt(dim),
+                                        "none": 1.0}[scale]
+    mixed = torch.softmax(scores, dim=softmax_dim) @ v    # (N, heads, L, d / heads)
+    if merge == "transpose":
+        mixed = mixed.transpose(1, 2)
+    mixed = mixed.reshape(batch, length, dim)
+    return module.out_proj(mixed) if out_proj else mixed
+
+
+_MULTI_HEAD_SLIPS = {
+    "the scores are not scaled: divide them by sqrt(head_dim), the size of one head.":
+        {"scale": "none"},
+    "you divided the scores by sqrt(d) of the whole layer; each head works in head_dim = "
+    "d / num_heads dimensions, so divide by sqrt(head_dim).": {"scale": "dim"},
+    "the heads are split without a transpose: view (N, L, d) as (N, L, heads, head_dim), then "
+    "transpose(1, 2) to (N, heads, L, head_dim). Reshaping straight to (N, heads, L, head_dim) "
+    "mixes positions and features.": {"split": "no transpose", "merge": "no transpose"},
+    "the heads are merged without a transpose: bring (N, heads, L, head_dim) back to "
+    "(N, L, heads, head_dim) with transpose(1, 2) before reshaping to (N, L, d).":
+        {"merge": "no transpose"},
+    "the features are split as (head_dim, heads): each head takes a contiguous block of "
+    "head_dim features, view(N, L, heads, head_dim).": {"split": "head_dim first"},
+    "the softmax runs over the queries (dim=-2); it must run over the keys (dim=-1).":
+        {"softmax_dim": -2},
+    "out_proj is never applied: after merging the heads, return self.out_proj(merged).":
+        {"out_proj": False},
+    "the features are not split into heads: this is one attention over all d features. Split "
+    "them into num_heads heads of d / num_heads.": {"heads": 1},
+    "the keys come from q_proj: use k_proj for the keys.": {"projections": "qqv"},
+    "the values come from k_proj: use v_proj for the values.": {"projections": "qkk"},
+    "the values come from q_proj: use v_proj for the values.": {"projections": "qkq"},
+}
+
+
+def _diagnose_multi_head(case, expected, got):
+    if isinstance(got, (tuple, list)):
+        return "forward must return the output tensor only, not a tuple (drop the weights)."
+    init, x = case.args
+    with torch.random.fork_rng():  # as in check_module: the notebook's random numbers stay put
+        torch.manual_seed(0)
+        reference = MultiHeadSelfAttention(**init)
+    with torch.no_grad():
+        variants = {message: (lambda changes=changes: _multi_head_variant(reference, x, **changes))
+                    for message, changes in _MULTI_HEAD_SLIPS.items()}
+        return _first_match(got, variants)
+
+
+# ---- exercise 4: sinusoidal positional encoding ----------------------------------------------
 
 def check_sinusoidal_encoding(student):
-    hint = ("positions p = 0..length-1 as a column, w_k = 10000 ** (-2k / dim) for k = 0..dim/2-1; "
-            "sin(p * w_k) goes to column 2k, cos(p * w_k) to column 2k + 1.")
-    cases = [Case("4 positions, 6 dimensions", (4, 6), hint=hint),
-             Case("50 positions, 16 dimensions", (50, 16), hint=hint),
+    cases = [Case("4 positions, 6 dimensions", (4, 6), hint="a (4, 6) table, 3 frequencies."),
+             Case("50 positions, 16 dimensions", (50, 16), hint="a (50, 16) table, 8 frequencies."),
              Case("one position", (1, 8), hint="position 0 is sin(0) = 0, cos(0) = 1, alternating."),
              Case("2 dimensions", (10, 2), hint="with dim = 2 there is one frequency, w_0 = 1.")]
     return check_function(student, sinusoidal_encoding, cases, atol=1e-5,
@@ -154,39 +290,129 @@ def check_sinusoidal_encoding(student):
                           diagnose=_diagnose_encoding)
 
 
-def _diagnose_encoding(case, expected, got):
-    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-        return None
-    swapped = torch.empty_like(expected)
-    swapped[:, 0::2], swapped[:, 1::2] = expected[:, 1::2], expected[:, 0::2]
-    if torch.allclose(got.float(), swapped, atol=1e-5):
-        return "sine and cosine are swapped: sine goes in the even columns 2k, cosine in 2k + 1."
-    length, dim = case.args
-    positions = torch.arange(length, dtype=torch.float64)[:, None]
-    slow = 10000.0 ** (-torch.arange(dim // 2, dtype=torch.float64) / dim)  # k / d, not 2k / d
-    wrong = torch.empty(length, dim, dtype=torch.float64)
-    wrong[:, 0::2], wrong[:, 1::2] = torch.sin(positions * slow), torch.cos(positions * slow)
-    if torch.allclose(got.double(), wrong, atol=1e-5):
-        return "the exponent is 2k / dim with k = 0 .. dim/2 - 1 (use torch.arange(0, dim, 2) / dim)."
-    return None
+def _encoding_variant(length, dim, *, exponent="2k/d", first_position=0, layout="interleaved",
+                      cosine_frequency="same"):
+    """The reference table with one thing changed (the defaults give the reference)."""
+    positions = torch.arange(first_position, first_position + length, dtype=torch.float64)[:, None]
+    k = torch.arange(dim // 2, dtype=torch.float64)
+    powers = {"2k/d": -2 * k / dim, "k/d": -k / dim, "+2k/d": 2 * k / dim}[exponent]
+    sine = torch.sin(positions * 10000.0 ** powers)
+    cosine_powers = powers if cosine_frequency == "same" else -(2 * k + 1) / dim
+    cosine = torch.cos(positions * 10000.0 ** cosine_powers)
+    table = torch.empty(length, dim, dtype=torch.float64)
+    if layout == "interleaved":
+        table[:, 0::2], table[:, 1::2] = sine, cosine
+    elif layout == "swapped":
+        table[:, 0::2], table[:, 1::2] = cosine, sine
+    else:                                                  # "halves": [sines | cosines]
+        table = torch.cat([sine, cosine], dim=1)
+    return table
 
+
+_ENCODING_SLIPS = {
+    "sine and cosine are swapped: sine goes in the even columns 2k, cosine in 2k + 1.":
+        {"layout": "swapped"},
+    "the sines fill the first half of the columns and the cosines the second; they alternate: "
+    "sine in column 2k, cosine in column 2k + 1 (table[:, 0::2] and table[:, 1::2]).":
+        {"layout": "halves"},
+    "the exponent is 2k / dim with k = 0 .. dim/2 - 1 (use torch.arange(0, dim, 2) / dim), "
+    "not k / dim.": {"exponent": "k/d"},
+    "the exponent's sign is wrong: w_k = 1 / 10000^(2k/dim) = 10000 ** (-2k / dim), so the "
+    "frequencies fall from 1 to nearly 0.": {"exponent": "+2k/d"},
+    "the positions start at 1; they are 0 .. length - 1 (torch.arange(length)).":
+        {"first_position": 1},
+    "columns 2k and 2k + 1 share one frequency w_k; your cosine column uses a frequency of its "
+    "own.": {"cosine_frequency": "own"},
+}
+
+
+def _diagnose_encoding(case, expected, got):
+    if isinstance(got, torch.Tensor) and got.dtype != expected.dtype:
+        if torch.allclose(got.double(), expected.double(), atol=1e-5):
+            return "the values are right; return them as float32 (table.float())."
+    length, dim = case.args
+    variants = {message: (lambda changes=changes: _encoding_variant(length, dim, **changes))
+                for message, changes in _ENCODING_SLIPS.items()}
+    return _first_match(got, variants)
+
+
+# ---- exercise 5: the cost of attention -------------------------------------------------------
 
 def check_layer_costs(student):
-    hint = ("fully-connected: d*n + n*d weights, and each (L x a) @ (a x b) product costs "
-            "2*L*a*b FLOPs; attention: 4 d x d weights, four projections of 2*L*d*d FLOPs and "
-            "two L x L products of 2*L*L*d FLOPs each.")
-    cases = [Case("L=50, d=1024, n=2048", (50, 1024, 2048), hint=hint),
-             Case("L=784", (784, 1024, 2048), hint=hint),
-             Case("L=1,048,576", (1_048_576, 1024, 2048), hint=hint),
+    cases = [Case("L=50, d=1024, n=2048", (50, 1024, 2048)),
+             Case("L=784", (784, 1024, 2048)),
+             Case("L=1,048,576", (1_048_576, 1024, 2048)),
              Case("small: L=3, d=2, n=5", (3, 2, 5),
-                  hint="n is the first layer's width: it appears in the FC terms only. " + hint)]
+                  hint="n is the first layer's width: it appears in the fully-connected answers "
+                       "only.")]
     return check_function(student, layer_costs, cases, exercise="Exercise 5 (the cost of attention)",
                           diagnose=_diagnose_costs)
 
 
+def _cost_slips(length, dim, hidden):
+    """For each answer, wrong values learners arrive at, with what to tell them."""
+    L, d, n = length, dim, hidden
+    macs = "you counted multiply-adds; one multiply-add is 2 floating-point operations."
+    return {
+        "fc_params": {d * n: "you counted one layer: W1 (d x n) and W2 (n x d) both count.",
+                      2 * d * n + n + d: "biases are ignored in this exercise: count the weights only."},
+        "fc_flops": {2 * L * d * n: "half the expected value: either you counted multiply-adds "
+                                    "(one multiply-add is 2 FLOPs), or one layer only ((X W1) and "
+                                    "then (. W2) cost 2 L d n FLOPs each)."},
+        "fc_output_shape": {(L, n): "the second layer has d neurons: Y is L x d, like X.",
+                            (d, L): "one row per token: Y is (L, d)."},
+        "attention_params": {3 * d * d: "W^O is a fourth d x d matrix: 4 d^2 weights.",
+                             4 * d * d + 4 * d: "biases are ignored in this exercise: count the "
+                                                "weights only."},
+        "attention_flops": {
+            (8 * L * d * d + 4 * L * L * d) // 2: macs,
+            8 * L * d * d: "the two L x L products are missing: Q K^T and its product with V "
+                           "cost 2 L^2 d FLOPs each.",
+            6 * L * d * d + 4 * L * L * d: "the product with W^O is missing: four projections of "
+                                           "2 L d^2 FLOPs each.",
+            8 * L * d * d + 2 * L * L * d: "there are two L x L products, Q K^T and (Q K^T) V, "
+                                           "2 L^2 d FLOPs each.",
+            12 * L * d * d: "you computed Q (K^T V), which never forms the L x L matrix; the "
+                            "exercise multiplies from left to right, (Q K^T) V.",
+        },
+        "attention_output_shape": {(L, L): "Q K^T is L x L, but it is multiplied by V and W^O "
+                                           "afterwards: Y is L x d.",
+                                   (d, L): "one row per token: Y is (L, d)."},
+    }
+
+
+_COST_REMINDERS = {
+    "fc_params": "count the entries of W1 (d x n) and W2 (n x d).",
+    "fc_flops": "an (L x a) @ (a x b) product costs 2 L a b FLOPs; there are two of them.",
+    "fc_output_shape": "give (rows, columns) of Y = (X W1) W2 as a tuple.",
+    "attention_params": "count the entries of W^Q, W^K, W^V and W^O, each d x d.",
+    "attention_flops": "an (L x a) @ (a x b) product costs 2 L a b FLOPs: four projections "
+                       "(X W^Q, X W^K, X W^V, . W^O) and two products with an L x L matrix.",
+    "attention_output_shape": "give (rows, columns) of Y as a tuple.",
+}
+
+
 def _diagnose_costs(case, expected, got):
-    for key in ("fc_flops", "attention_flops"):
-        if isinstance(got, dict) and got.get(key) == expected[key] // 2:
-            return (f"your {key} is half the expected value: you counted multiply-adds. One "
-                    f"multiply-add is 2 floating-point operations (a multiply and an add).")
+    """Name the slip behind the first wrong answer (in the order compare() reports them)."""
+    if not isinstance(got, dict):
+        return None
+    slips = _cost_slips(*case.args)
+    for key, right in expected.items():
+        answer = got.get(key)
+        if isinstance(answer, (list, torch.Size)):
+            answer = tuple(answer)
+        numbers = answer if isinstance(answer, tuple) else (answer,)
+        if any(isinstance(number, float) for number in numbers) and answer == right:
+            return (f"{key} has the right value but as a float; return integers (use // instead "
+                    f"of /, or int()).")
+        try:
+            same = bool(answer == right)
+        except (TypeError, ValueError, RuntimeError):  # e.g. a tensor of several numbers
+            same = False
+        if same:
+            continue
+        try:
+            return slips[key].get(answer, _COST_REMINDERS[key])
+        except TypeError:  # an unhashable answer: no slip to look up
+            return _COST_REMINDERS[key]
     return None

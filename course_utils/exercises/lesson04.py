@@ -44,9 +44,10 @@ def shift_right(labels: torch.Tensor, bos_id: int) -> torch.Tensor:
 # ---- checks ----------------------------------------------------------------------------------
 
 def check_causal_mask(student):
-    hint = ("torch.tril(torch.ones(length, length, dtype=torch.bool)): row i is the query at "
-            "position i, True where it may attend, i.e. in columns 0..i.")
-    cases = [Case("length 4", (4,), hint=hint), Case("length 1", (1,), hint=hint),
+    hint = ("row i is the query at position i: True in columns 0..i (where it may attend), False "
+            "after them.")
+    cases = [Case("length 4", (4,), hint=hint),
+             Case("length 1", (1,), hint="a single position may attend to itself: [[True]]."),
              Case("length 7", (7,), hint=hint)]
     return check_function(student, causal_mask, cases, exercise="Exercise 1 (causal mask)",
                           diagnose=_diagnose_causal_mask)
@@ -65,6 +66,12 @@ def _diagnose_causal_mask(case, expected, got):
     if torch.equal(got, expected & ~torch.eye(len(expected), dtype=torch.bool)):
         return ("the diagonal is missing: a position may attend to itself (torch.tril with the "
                 "default diagonal=0). Without it the first position sees nothing at all.")
+    if len(expected) > 1 and torch.equal(got, torch.ones_like(expected).tril(diagonal=1)):
+        return ("each position also sees the next one (tril with diagonal=1): keep the default "
+                "diagonal=0, so that row i is True in columns 0..i only.")
+    if len(expected) > 1 and got.all():
+        return ("every entry is True, so nothing is hidden: the future (above the diagonal) "
+                "must be False.")
     return None
 
 
@@ -90,15 +97,16 @@ def _randomise_norms(layer: nn.Module) -> None:
 
 def check_decoder_layer(student_cls):
     init = {"dim": 16, "num_heads": 4, "hidden": 32}
-    hint = ("three sub-layers, each as y = norm(y + sublayer(y)): causal self-attention "
-            "(queries, keys and values from y, with causal_mask(L_y)), cross-attention (queries "
-            "from y, keys and values from memory, with memory_mask), then the feed-forward.")
     cases = [Case("2 targets of 5, sources of 7, no padding", (init, _decoder_inputs(0, 2, 5, 7, 16, False)),
-                  hint=hint),
+                  hint="three sub-layers, each y = norm(y + sublayer(y)): causal self-attention on y, "
+                       "cross-attention (queries from y, so the output has y's length; keys and values "
+                       "from memory), then the feed-forward."),
              Case("3 targets of 6, padded sources of 8", (init, _decoder_inputs(1, 3, 6, 8, 16, True)),
-                  hint=hint),
+                  hint="these sources are padded: memory_mask (N, 1, 1, L_x) goes to the "
+                       "cross-attention, the causal mask (L_y, L_y) to the self-attention."),
              Case("batch of one, target of length 1", (init, _decoder_inputs(2, 1, 1, 4, 16, True)),
-                  hint=hint)]
+                  hint="one target position: avoid squeeze() and anything else that assumes "
+                       "more than one row or position.")]
     return check_module(student_cls, DecoderLayer, cases, exercise="Exercise 2 (decoder layer)",
                         diagnose=_diagnose_decoder_layer, prepare=_randomise_norms)
 
@@ -113,8 +121,18 @@ class _Slips(DecoderLayer):
     def forward(self, y, memory, memory_mask=None):
         slip = self.slip
         mask = None if slip == "no causal mask" else causal_mask(y.shape[1])
+        if slip == "mask shows the future":
+            mask = mask.T
         cross_mask = None if slip == "no memory mask" else memory_mask
         keys = y if slip == "cross-attends to itself" else memory
+        if slip == "cross-attention first":
+            y = self.norm1(y + self.cross_attention(y, memory, memory, cross_mask))
+            y = self.norm2(y + self.self_attention(y, y, y, mask))
+            return self.norm3(y + self.feed_forward(y))
+        if slip == "norm on the branch":
+            y = y + self.norm1(self.self_attention(y, y, y, mask))
+            y = y + self.norm2(self.cross_attention(y, memory, memory, cross_mask))
+            return y + self.norm3(self.feed_forward(y))
         if slip == "pre-norm":
             y = y + self.self_attention(self.norm1(y), self.norm1(y), self.norm1(y), mask)
             y = y + self.cross_attention(self.norm2(y), memory, memory, cross_mask)
@@ -137,8 +155,16 @@ _DECODER_SLIPS = {
                       "(the answer, in training): pass causal_mask(L_y) to the self-attention.",
     "no memory mask": "the cross-attention must hide the padded source positions: pass "
                       "memory_mask to it.",
+    "mask shows the future": "the self-attention's mask is the wrong way round: row i (the "
+                             "query) may see columns 0..i, the lower triangle; yours shows the "
+                             "upper one, the future.",
     "cross-attends to itself": "in the cross-attention the keys and values come from memory "
                                "(the encoder's output); only the queries come from y.",
+    "cross-attention first": "the sub-layers are in the wrong order: first the masked "
+                             "self-attention (norm1), then the cross-attention (norm2), then the "
+                             "feed-forward (norm3).",
+    "norm on the branch": "normalise the sum, norm(y + sublayer(y)), not the sub-layer's output "
+                          "alone: y + norm(sublayer(y)) leaves the residual stream unnormalised.",
     "pre-norm": "you normalised before each sub-layer (pre-norm); this exercise asks for the "
                 "paper's post-norm: y = norm(y + sublayer(y)).",
     "one norm for all": "each sub-layer has its own layer norm, with its own weights: norm1 "
@@ -169,8 +195,8 @@ def _diagnose_decoder_layer(case, expected, got):
 
 
 def check_shift_right(student):
-    hint = ("torch.cat([a column filled with bos_id, labels[:, :-1]], dim=1): the decoder reads "
-            "<bos> to predict the first label, the first label to predict the second, and so on.")
+    hint = ("input t is label t - 1, with bos_id at t = 0: the decoder reads <bos> to predict "
+            "the first label, the first label to predict the second, and so on.")
     padded = torch.tensor([[5, 6, 7, 2, 0, 0], [8, 9, 10, 11, 12, 2], [4, 2, 0, 0, 0, 0]])
     cases = [Case("padded batch of 3, bos_id 1", (padded, 1), hint=hint),
              Case("one row, bos_id 3", (torch.tensor([[7, 8, 2]]), 3), hint=hint),
@@ -188,6 +214,13 @@ def _diagnose_shift_right(case, expected, got):
                 "label column (labels[:, :-1]) after putting <bos> in front.")
     if got.shape != expected.shape:
         return None
+    if got.is_floating_point() and torch.equal(got.long(), expected):
+        return ("token ids are integers: build the <bos> column with the labels' dtype, e.g. "
+                "torch.full_like(labels[:, :1], bos_id); a float column makes torch.cat return "
+                "floats.")
+    if labels.shape[1] > 1 and torch.equal(got[:, 1:], labels[:, 1:]) and (got[:, 0] == bos_id).all():
+        return ("you dropped the first label instead of the last: after <bos> come labels[:, :-1] "
+                "(every label but the last).")
     if torch.equal(got[:, 1:], labels[:, :-1]) and not (got[:, 0] == bos_id).all():
         return f"the first column must be bos_id ({bos_id}) in every row."
     if labels.shape[1] > 1 and torch.equal(got[:, :-1], labels[:, 1:]):
@@ -251,60 +284,116 @@ def _real_model():
 
 
 def check_greedy_decode(student):
-    hint = ("start from a (N, 1) column of bos_id; repeat: logits = model.decode(tokens, memory, "
-            "source_mask), take the argmax of the last position, write pad_id where a row has "
-            "already finished, append it, mark rows that produced eos_id; stop when all rows have "
-            "finished or after max_length tokens; return the tokens without the <bos> column.")
     scripted = _ScriptedModel()
     rows_end_apart = torch.tensor([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12], [4, 0, 0, 0, 0]])
     cases = [Case("scripted model, rows ending at different steps",
-                  (scripted, rows_end_apart), {"bos_id": 1, "eos_id": 2, "max_length": 10}, hint=hint),
+                  (scripted, rows_end_apart), {"bos_id": 1, "eos_id": 2, "max_length": 10},
+                  hint="the rows end at different steps: once a row has produced eos_id, append "
+                       "pad_id to it; stop when every row has finished."),
              Case("scripted model, max_length reached first",
-                  (scripted, rows_end_apart), {"bos_id": 1, "eos_id": 2, "max_length": 3}, hint=hint),
+                  (scripted, rows_end_apart), {"bos_id": 1, "eos_id": 2, "max_length": 3},
+                  hint="generate at most max_length tokens, even when some rows have not "
+                       "finished."),
              Case("untrained translator, batch of one",
                   (_real_model(), torch.tensor([[4, 5, 6, 7]])),
-                  {"bos_id": 1, "eos_id": 2, "max_length": 6}, hint=hint),
+                  {"bos_id": 1, "eos_id": 2, "max_length": 6},
+                  hint="at every step decode the whole sequence so far (with <bos> first) and "
+                       "append the argmax of the last position, logits[:, -1]."),
              Case("untrained translator, padded sources of different lengths",
                   (_real_model(), torch.tensor([[4, 5, 6, 7, 8, 9], [10, 0, 0, 0, 0, 0],
                                                 [5, 5, 11, 0, 0, 0]])),
                   {"bos_id": 1, "eos_id": 2, "max_length": 8},
                   hint="pass the source_mask returned by model.encode to every model.decode call: "
-                       "it hides the padding from the cross-attention. " + hint)]
+                       "it hides the padding from the cross-attention.")]
+
+    def diagnose(case, expected, got):
+        position = next(index for index, known in enumerate(cases) if known is case)
+        return _diagnose_greedy_decode(case, expected, got, passed=cases[:position])
+
     return check_function(student, greedy_decode, cases, exercise="Exercise 4 (greedy decoding)",
-                          diagnose=_diagnose_greedy_decode)
+                          diagnose=diagnose)
 
 
-def _diagnose_greedy_decode(case, expected, got):
-    bos_id, eos_id = case.kwargs["bos_id"], case.kwargs["eos_id"]
-    if not isinstance(got, torch.Tensor) or got.ndim != 2 or got.shape[0] != expected.shape[0]:
+def _greedy_with_slip(model, source, *, bos_id, eos_id, max_length, slip):
+    """The reference loop with one common mistake (a key of _GREEDY_SLIPS), to name the learner's."""
+    if slip == "no source mask":
+        model = _IgnoresSourceMask(model)
+    memory, source_mask = model.encode(source)
+    tokens = torch.full((len(source), 1), bos_id, dtype=torch.long, device=source.device)
+    finished = torch.zeros(len(source), dtype=torch.bool, device=source.device)
+    steps = {"ignores max_length": max_length + 100,  # the learner's loop may never end; this one does
+             "max_length counts <bos>": max_length - 1}.get(slip, max_length)
+    for _ in range(steps):
+        decoder_input = tokens[:, -1:] if slip == "feeds only the last token" else tokens
+        logits = model.decode(decoder_input, memory, source_mask)
+        next_token = logits[:, 0 if slip == "reads the first position" else -1].argmax(dim=-1)
+        if slip == "pads the <eos> itself":
+            finished |= next_token == eos_id
+        if slip not in ("no padding after <eos>", "ignores eos_id"):
+            next_token = next_token.masked_fill(finished, model.pad_id)
+        if slip == "stops before appending" and (finished | (next_token == eos_id)).all():
+            break
+        tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+        finished |= next_token == eos_id
+        if slip == "stops when any row ends":
+            if finished.any():
+                break
+        elif slip not in ("runs on after the end", "ignores eos_id") and finished.all():
+            break
+    return tokens if slip == "keeps <bos>" else tokens[:, 1:]
+
+
+_GREEDY_SLIPS = {
+    "keeps <bos>": "return the generated tokens without the leading <bos> column (tokens[:, 1:]).",
+    "ignores max_length": "the loop went past max_length: generate at most max_length tokens "
+                          "(for _ in range(max_length)), even when some rows have not produced "
+                          "eos_id yet.",
+    "max_length counts <bos>": "one token short: max_length counts the generated tokens, not the "
+                               "<bos> column; run the loop max_length times.",
+    "runs on after the end": "the loop ran on after every row had produced eos_id: stop as soon "
+                             "as all rows have finished (if finished.all(): break).",
+    "ignores eos_id": "the loop never looks at eos_id: keep a boolean per row, set when the row "
+                      "produces eos_id; from then on append pad_id to it, and stop when every "
+                      "row has finished.",
+    "stops when any row ends": "the loop stopped while some rows were unfinished: stop only when "
+                               "*every* row has produced eos_id (all, not any).",
+    "stops before appending": "the last token is missing: append the new token first, then "
+                              "check whether every row has finished.",
+    "pads the <eos> itself": "keep the eos_id itself and pad only the steps after it: mask the "
+                             "new tokens with the rows that had finished *before* this step, "
+                             "then update the finished rows.",
+    "no padding after <eos>": "after a row has produced eos_id, write pad_id in it (masked_fill "
+                              "with the rows already finished), whatever the model predicts there.",
+    "reads the first position": "take the prediction of the *last* position, logits[:, -1]: "
+                                "position 0 predicts the first token, again and again.",
+    "feeds only the last token": "feed back the whole sequence so far (with <bos> first): the "
+                                 "decoder needs every token written, not only the last one.",
+    "no source mask": "pass the source_mask returned by model.encode to every model.decode call: "
+                      "without it the cross-attention reads the padding of the shorter sources.",
+}
+
+
+def _diagnose_greedy_decode(case, expected, got, passed=()):
+    """Name the slips whose variant gives the learner's tokens on this case and the reference's
+    on the cases the learner ``passed`` before it (a slip that would have failed those is not
+    theirs)."""
+    if not isinstance(got, torch.Tensor):
         return None
     model, source = case.args
-    pad_id, length = model.pad_id, expected.shape[1]
-    if got.shape[1] == length + 1 and (got[:, 0] == bos_id).all():
-        return "return the generated tokens without the leading <bos> column (tokens[:, 1:])."
-    before_end = expected != pad_id
-    if got.shape[1] > length and torch.equal(got[:, :length][before_end], expected[before_end]):
-        return ("the loop ran on after every row had produced eos_id: stop as soon as all rows "
-                "have finished (e.g. finished.all()), and write pad_id in the rows that finished "
-                "earlier.")
-    if got.shape[1] < length and torch.equal(got, expected[:, :got.shape[1]]):
-        return ("the loop stopped while some rows were unfinished: stop only when *every* row "
-                "has produced eos_id (all, not any), or after max_length tokens.")
-    same_shape = got.shape == expected.shape
-    if isinstance(model, transformer.Seq2SeqTransformer) and same_shape:
-        unmasked = greedy_decode(_IgnoresSourceMask(model), source, **case.kwargs)
-        if not torch.equal(unmasked, expected) and torch.equal(unmasked, got):
-            return ("pass the source_mask returned by model.encode to every model.decode call: "
-                    "without it the cross-attention reads the padding of the shorter sources.")
-    if same_shape and ((expected == eos_id) & (got == pad_id)).any():
-        return ("keep the eos_id itself and pad only the steps after it: mask the new tokens with "
-                "the rows that had finished *before* this step, then update the finished rows.")
-    if (same_shape and ((expected == pad_id) & (got != pad_id)).any()
-            and torch.equal(got[before_end], expected[before_end])):
-        return ("after a row has produced eos_id, write pad_id in it (masked_fill with the "
-                "rows already finished), whatever the model predicts there.")
-    if got.shape[1] > 0 and torch.equal(got[:, 0], expected[:, 0]):
-        return ("the first token is right but later ones differ: feed back the whole sequence so "
-                "far (with <bos> first) and take the prediction at the *last* position, "
-                "logits[:, -1].")
-    return None
+
+    def slip_output(slip, on_case):
+        return _greedy_with_slip(*on_case.args, slip=slip, **on_case.kwargs)
+
+    matches = []  # on a given case two slips can give the same tokens: name them all
+    for slip, advice in _GREEDY_SLIPS.items():
+        if slip == "no source mask" and not isinstance(model, transformer.Seq2SeqTransformer):
+            continue  # the scripted model ignores the mask: this slip cannot show there
+        variant = slip_output(slip, case)
+        if not torch.equal(variant, got) or torch.equal(variant, expected):
+            continue
+        if all(torch.equal(slip_output(slip, earlier), greedy_decode(*earlier.args, **earlier.kwargs))
+               for earlier in passed):
+            matches.append(advice)
+    if len(matches) > 1:
+        return "one of these: " + " Or: ".join(matches)
+    return matches[0] if matches else None
