@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from course_utils import checks
-from course_utils.exercises import lesson01
 
 
 def reference(x):
@@ -66,80 +65,6 @@ def test_check_function_returns_what_to_use(capsys):
 
 
 # ---- lesson 01: each exercise left undone, filled wrongly, filled rightly ---------------------
-
-def _not_done(*args):
-    raise NotImplementedError
-
-
-def naive_softmax(z):
-    return z.exp() / z.exp().sum(dim=-1, keepdim=True)
-
-
-def wrong_nll(log_probs, targets):
-    return -log_probs[:, targets].mean()
-
-
-def wrong_log_softmax(z):
-    return torch.log(naive_softmax(z))
-
-
-def item_cross_entropy(logits, targets):
-    return torch.tensor(lesson01.cross_entropy(logits, targets).item())
-
-
-def grad_without_mean(logits, targets):
-    return lesson01.softmax(logits) - torch.nn.functional.one_hot(targets, logits.shape[-1])
-
-
-EXERCISES = [
-    (lesson01.check_softmax, lesson01.softmax, naive_softmax, "NaN"),
-    (lesson01.check_nll_loss, lesson01.nll_loss, wrong_nll, "torch.arange(N)"),
-    (lesson01.check_log_softmax, lesson01.log_softmax, wrong_log_softmax, "logsumexp"),
-    (lesson01.check_cross_entropy, lesson01.cross_entropy, item_cross_entropy, "autograd"),
-    (lesson01.check_cross_entropy_grad, lesson01.cross_entropy_grad, grad_without_mean, "/ N"),
-]
-
-
-@pytest.mark.parametrize("check, right, wrong, expected_hint", EXERCISES,
-                         ids=[e[1].__name__ for e in EXERCISES])
-def test_lesson01_exercise_feedback(check, right, wrong, expected_hint, capsys):
-    assert check(_not_done) is right
-    assert "not implemented yet" in capsys.readouterr().out
-    assert check(wrong) is right
-    out = capsys.readouterr().out
-    assert "\N{CROSS MARK}" in out and expected_hint in out
-    mine = lambda *args: right(*args)  # noqa: E731  a correct implementation of one's own
-    assert check(mine) is mine
-    assert "\N{WHITE HEAVY CHECK MARK}" in capsys.readouterr().out
-
-
-def test_lesson01_references_match_torch():
-    logits = torch.randn(7, 5) * 10
-    targets = torch.randint(0, 5, (7,))
-    assert torch.allclose(lesson01.softmax(logits), torch.softmax(logits, -1), atol=1e-6)
-    assert torch.allclose(lesson01.log_softmax(logits), torch.log_softmax(logits, -1), atol=1e-5)
-    assert torch.allclose(lesson01.cross_entropy(logits, targets),
-                          torch.nn.functional.cross_entropy(logits, targets), atol=1e-5)
-    logits.requires_grad_(True)
-    grad, = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, targets), logits)
-    assert torch.allclose(lesson01.cross_entropy_grad(logits.detach(), targets), grad, atol=1e-6)
-
-
-def test_rerunning_a_check_on_the_reference_is_not_a_pass(capsys):
-    assert lesson01.check_softmax(lesson01.softmax) is lesson01.softmax
-    out = capsys.readouterr().out
-    assert "\N{WHITE HEAVY CHECK MARK}" not in out and "your own code was not checked" in out
-
-
-@pytest.mark.parametrize("attempt, hint", [
-    (lambda lp, t: lesson01.nll_loss(lp, t).item(), "no .item()"),
-    (lambda lp, t: -lesson01.nll_loss(lp, t), "sign is flipped"),
-    (lambda lp, t: lesson01.nll_loss(lp, t) * len(t), "sum over the 6 samples"),
-])
-def test_common_loss_mistakes_get_their_own_hint(attempt, hint, capsys):
-    lesson01.check_nll_loss(attempt)
-    assert hint in capsys.readouterr().out
-
 
 def test_integers_must_match_exactly_and_odd_types_do_not_crash():
     assert "72,855,552" in checks.compare(72_855_552, 72_855_000)
