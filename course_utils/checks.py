@@ -323,11 +323,8 @@ class Verdict:
 
 def report(result: CheckResult) -> None:
     """Show a check's verdict: a coloured box in Jupyter, plain text in a terminal or a test."""
-    try:
-        from IPython.display import display
-    except ImportError:  # plain Python without IPython
-        print(Verdict(result))
-        return
+    from IPython.display import display  # outside an IPython shell, display() prints the text
+
     display(Verdict(result))
 
 

@@ -76,6 +76,9 @@ def _one_hot(targets, like):
 
 _PER_ROW = "over the last axis (dim=-1), keeping it (keepdim=True)"
 
+_MAX_WITHOUT_KEEPDIM = ("without keepdim=True the row maxima have shape (N,) and are subtracted "
+                        "from the columns: use logits.max(dim=-1, keepdim=True).values, shape (N, 1).")
+
 SOFTMAX_SLIPS = {
     "log-probabilities": (
         log_softmax,
@@ -91,8 +94,7 @@ SOFTMAX_SLIPS = {
         "0/0 = NaN. Subtract each row's own maximum, " + _PER_ROW + "."),
     "max without keepdim": (
         lambda z: _softmax_shifted_by(z, z.max(dim=-1).values),
-        "without keepdim=True the row maxima have shape (N,) and are subtracted from the "
-        "columns: use logits.max(dim=-1, keepdim=True).values, shape (N, 1)."),
+        _MAX_WITHOUT_KEEPDIM),
     "sum without keepdim": (
         lambda z: _exponentials(z) / _exponentials(z).sum(dim=-1),
         "without keepdim=True the row sums have shape (N,) and divide the columns, not the "
@@ -143,8 +145,7 @@ LOG_SOFTMAX_SLIPS = {
         "log(0) = -inf. Use each row's own maximum, " + _PER_ROW + "."),
     "max without keepdim": (
         lambda z: _log_softmax_shifted_by(z, z.max(dim=-1).values),
-        "without keepdim=True the row maxima have shape (N,) and are subtracted from the "
-        "columns: use logits.max(dim=-1, keepdim=True).values, shape (N, 1)."),
+        _MAX_WITHOUT_KEEPDIM),
     "sum without keepdim": (
         lambda z: z - torch.logsumexp(z, dim=-1),
         "without keepdim=True the log-sum-exp of each row has shape (N,) and is subtracted from "
