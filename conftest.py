@@ -21,6 +21,8 @@ _cells = defaultdict(int)
 _failed = set()
 _small_text = defaultdict(list)  # notebook: [(first line of the cell, problems)]
 _figure_report = {"path": None, "read": 0}
+_results_file = {"path": None, "read": 0}
+_results = defaultdict(list)  # notebook: [recorded headline results]
 
 STARTUP = """import sys
 sys.path.insert(0, {tests!r})
@@ -40,6 +42,13 @@ def pytest_configure(config):
     (startup / "00-course-figures.py").write_text(STARTUP.format(tests=str(tests), report=str(report)))
     os.environ["IPYTHONDIR"] = str(folder)
     _figure_report["path"] = report
+    # Headline results (course_utils.results.record): checked against their expected ranges in
+    # the kernels, and written here to be printed per notebook at the end.
+    results = folder / "results.jsonl"
+    results.touch()
+    os.environ.setdefault("COURSE_CHECK_RESULTS", "1")
+    os.environ["COURSE_RESULTS_FILE"] = str(results)
+    _results_file["path"] = results
 
 
 def pytest_unconfigure(config):
@@ -48,24 +57,24 @@ def pytest_unconfigure(config):
         shutil.rmtree(report.parent, ignore_errors=True)
 
 
-def _read_figure_report(path: str) -> None:
-    """Attribute the figure problems reported since the last cell to this notebook."""
-    report = _figure_report["path"]
-    if report is None:
-        return
-    with open(report, encoding="utf-8") as lines:
-        lines.seek(_figure_report["read"])
-        for line in lines:
-            entry = json.loads(line)
-            _small_text[path].append((entry["cell"], entry["problems"]))
-        _figure_report["read"] = lines.tell()
+def _new_entries(report: dict) -> list[dict]:
+    """The JSON lines the kernels appended to a report file since it was last read."""
+    if report["path"] is None:
+        return []
+    with open(report["path"], encoding="utf-8") as lines:
+        lines.seek(report["read"])
+        entries = [json.loads(line) for line in lines]
+        report["read"] = lines.tell()
+    return entries
 
 
 def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if not path.endswith(".ipynb"):
         return
-    _read_figure_report(path)
+    # What the kernel reported since the last cell belongs to this notebook.
+    _small_text[path] += [(entry["cell"], entry["problems"]) for entry in _new_entries(_figure_report)]
+    _results[path] += _new_entries(_results_file)
     _seconds[path] += report.duration
     if report.when == "call":
         _cells[path] += 1
@@ -93,12 +102,25 @@ def pytest_terminal_summary(terminalreporter):
     capped = " (capped)" if os.environ.get("COURSE_CAPPED") == "1" else ""
     write(f"profile: {os.environ.get('COURSE_PROFILE', 'default')}{capped}; "
           f"total {sum(_seconds.values()):.1f} s")
+    _write_results(write)
     for path, figures in sorted(_small_text.items()):
         for cell, problems in figures:
             write(f"{path}: a figure of the cell starting {cell!r}: {'; '.join(problems)}")
     if any(_small_text.values()):
         write("Figures must stay legible on a projector: at most "
               "course_utils.plotting.NOTEBOOK_WIDTH_IN wide, text of at least MIN_FONT_PT.")
+
+
+def _write_results(write) -> None:
+    """The headline results each notebook recorded (checked in its kernel as it ran)."""
+    if not any(_results.values()):
+        return
+    write("headline results, each checked against its profile's range in "
+          "course_utils/expected_results.json:")
+    for path, entries in sorted(_results.items()):
+        write(f"  {path}:")
+        for entry in entries:
+            write(f"    {entry['name']} = {entry['value']:.4g} ({entry['profile']})")
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -6,6 +6,9 @@
                                  notebooks in the quick profile, then the solutions in the
                                  full profile with capped amounts)
     python3 course.py notebooks  regenerate notebooks/ and solutions/*.ipynb from solutions/*.py
+    python3 course.py pretrain [NAME ...]
+                                 run ahead-of-time recipes (minutes each) and write their
+                                 outputs with provenance under data/pretrained/ (--list: list them)
     python3 course.py setup      only create or update the environment (.venv/)
 
 The environment is a virtual environment in .venv/ with the packages of pyproject.toml and a
@@ -98,12 +101,19 @@ def notebooks() -> None:
     run(PYTHON, "-m", "course_utils.build")
 
 
+def pretrain(names: list[str]) -> None:
+    setup()
+    run(PYTHON, "-m", "course_utils.pretrained", *names)
+
+
 def main() -> None:
     commands = {"setup": setup, "lab": lab, "notebooks": notebooks}
-    if len(sys.argv) < 2 or sys.argv[1] not in (*commands, "test"):
+    if len(sys.argv) < 2 or sys.argv[1] not in (*commands, "test", "pretrain"):
         sys.exit(__doc__)
     if sys.argv[1] == "test":
         test(sys.argv[2:])
+    elif sys.argv[1] == "pretrain":
+        pretrain(sys.argv[2:])
     else:
         commands[sys.argv[1]]()
 

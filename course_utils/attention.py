@@ -84,10 +84,10 @@ def scaled_dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: 
 class MultiHeadAttention(nn.Module):
     """Multi-head attention [Vaswani et al., 2017], batch first.
 
-    Queries, keys and values are projected by three linear layers, split into ``num_heads``
-    heads of size d / num_heads, attended per head, concatenated and projected by a fourth
-    linear layer. Self-attention: ``mha(x, x, x)``; cross-attention: ``mha(target, source,
-    source)``. After ``forward(..., need_weights=True)`` on the manual path, the weights
+    Queries, keys and values (N, L, dim) are projected by three linear layers, split into
+    ``num_heads`` heads of size ``head_dim = dim // num_heads``, attended per head,
+    concatenated and projected by a fourth linear layer. Self-attention: ``mha(x, x, x)``;
+    cross-attention: ``mha(target, source, source)``. After ``forward(..., need_weights=True)`` on the manual path, the weights
     (N, heads, L_q, L_k) are returned and also kept in ``self.last_weights`` for plotting.
 
     With ``causal=True`` query i only sees keys 0..i (a decoder's self-attention): the causal
@@ -95,32 +95,32 @@ class MultiHeadAttention(nn.Module):
     sequence arrives; it is combined with any ``mask`` passed to ``forward``.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, *, bias: bool = True, fused: bool = False,
+    def __init__(self, dim: int, num_heads: int, *, bias: bool = True, fused: bool = False,
                  causal: bool = False, max_length: int = 128):
         super().__init__()
-        if embed_dim % num_heads != 0:
-            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
-        self.embed_dim, self.num_heads = embed_dim, num_heads
-        self.head_dim = embed_dim // num_heads
+        if dim % num_heads != 0:
+            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.dim, self.num_heads = dim, num_heads
+        self.head_dim = dim // num_heads
         self.fused = fused
-        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.q_proj = nn.Linear(dim, dim, bias=bias)
+        self.k_proj = nn.Linear(dim, dim, bias=bias)
+        self.v_proj = nn.Linear(dim, dim, bias=bias)
+        self.out_proj = nn.Linear(dim, dim, bias=bias)
         self.last_weights = None
         self.causal = causal
         self.register_buffer("causal_mask", causal_mask(max_length) if causal else None,
                              persistent=False)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, _ = x.shape                       # (N, L, d) -> (N, heads, L, d / heads)
+        batch, length, _ = x.shape                       # (N, L, dim) -> (N, heads, L, head_dim)
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 mask: torch.Tensor | None = None, *, need_weights: bool = False):
-        """Returns the output (N, L_q, d), or ``(output, weights)`` if ``need_weights``."""
-        if query.ndim != 3 or query.shape[-1] != self.embed_dim:
-            raise ValueError(f"expected (N, L, {self.embed_dim}) inputs, got {tuple(query.shape)}")
+        """Returns the output (N, L_q, dim), or ``(output, weights)`` if ``need_weights``."""
+        if query.ndim != 3 or query.shape[-1] != self.dim:
+            raise ValueError(f"expected (N, L, {self.dim}) inputs, got {tuple(query.shape)}")
         if self.causal:
             length_q, length_k = query.shape[1], key.shape[1]
             if max(length_q, length_k) > self.causal_mask.shape[0]:
@@ -133,19 +133,21 @@ class MultiHeadAttention(nn.Module):
         fused = self.fused and not need_weights
         heads, weights = scaled_dot_product_attention(q, k, v, mask, fused=fused)
         batch, _, length, _ = heads.shape
-        output = self.out_proj(heads.transpose(1, 2).reshape(batch, length, self.embed_dim))
+        output = self.out_proj(heads.transpose(1, 2).reshape(batch, length, self.dim))
         self.last_weights = None if weights is None else weights.detach()
         return (output, weights) if need_weights else output
 
     @torch.no_grad()
     def load_from_torch(self, torch_mha: nn.MultiheadAttention) -> "MultiHeadAttention":
         """Copy the weights of an ``nn.MultiheadAttention`` (same size, bias, no kdim/vdim)."""
-        if torch_mha.embed_dim != self.embed_dim or torch_mha.num_heads != self.num_heads:
-            raise ValueError("embed_dim and num_heads must match")
+        if torch_mha.embed_dim != self.dim or torch_mha.num_heads != self.num_heads:
+            raise ValueError(f"sizes must match: nn.MultiheadAttention has embed_dim "
+                             f"{torch_mha.embed_dim} and {torch_mha.num_heads} heads, this layer "
+                             f"dim {self.dim} and {self.num_heads} heads")
         if torch_mha.in_proj_weight is None:
             raise ValueError("only nn.MultiheadAttention with equal query/key/value sizes is supported")
         for index, layer in enumerate((self.q_proj, self.k_proj, self.v_proj)):
-            rows = slice(index * self.embed_dim, (index + 1) * self.embed_dim)
+            rows = slice(index * self.dim, (index + 1) * self.dim)
             layer.weight.copy_(torch_mha.in_proj_weight[rows])
             if layer.bias is not None:
                 layer.bias.copy_(torch_mha.in_proj_bias[rows])

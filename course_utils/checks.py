@@ -15,36 +15,80 @@ notebook should use:
   (shape, dtype, NaN, values), returns the reference;
 * right on every case: a clear pass, and returns the learner's own function.
 
+A wrong answer (or an exception) is explained, when possible, by the exercise's slips: each
+:class:`Slip` is the reference with one common mistake, run on the failing case; a slip whose
+output is the learner's names the mistake (:func:`diagnose_slips`). A case of a random function
+carries a seed, so that the learner's function and the reference draw the same numbers.
+
 The verdict is shown as a coloured box (PASSED, NOT DONE or WRONG) in Jupyter, with the same
 text as plain output for terminals and test runs.
 """
 
 import html
+import random
 import textwrap
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+
+from course_utils.comparison import SHAPE_ADVICE, compare, describe_value
+from course_utils.config import seed_everything
+
+__all__ = ["Case", "CheckResult", "Slip", "check_function", "check_module", "compare",
+           "describe_value", "diagnose_slips", "gradient_of", "report", "run_check", "seeded"]
 
 PASS = "\N{WHITE HEAVY CHECK MARK}"
 FAIL = "\N{CROSS MARK}"
 TODO = "\N{HOURGLASS}"
 USING_REFERENCE = "The rest of the notebook uses the reference version."
+UNSEEDED_HINT = ("run twice with the same seed, your function gave two different answers: draw "
+                 "your random numbers from torch's global generator (torch.rand, torch.randint, "
+                 "torch.randperm, ...), which the check seeds, not from a generator of your own.")
+RANDOM_CASE_HINT = ("this case is random: the check seeds your function and the reference alike, "
+                    "so yours must draw the same random numbers, in the same order, as the "
+                    "instructions say.")
 
 
 @dataclass
 class Case:
     """One input on which the learner's function must agree with the reference.
 
-    ``hint`` is shown when this case fails: say what the case is testing and what usually goes wrong.
+    ``hint`` is shown when this case fails and no slip explains why: say what the case is
+    testing and what usually goes wrong. ``seed``, for a function that draws random numbers:
+    the reference and the learner's function each run with Python, NumPy and PyTorch seeded with
+    it (see :func:`seeded`), so that both draw the same numbers.
     """
 
     name: str
     args: tuple
     kwargs: dict = field(default_factory=dict)
     hint: str = ""
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Slip:
+    """A common mistake in an exercise, recognised by running it.
+
+    ``fn`` is the reference with that one mistake, called like the reference (for a module
+    exercise, ``fn(module, *inputs)`` with the reference module whose weights the learner's got).
+    ``hint`` says what to do about it: text, or a function of the case's inputs that returns it
+    (to quote their sizes). ``part`` is the index or key of the one item of a tuple or dict
+    answer that the slip explains; ``fn`` then returns that item only.
+    """
+
+    name: str
+    hint: str | Callable[..., str]
+    fn: Callable
+    part: int | str | None = None
+
+    def hint_on(self, case: Case) -> str:
+        """The hint for the inputs of ``case``."""
+        return self.hint(*case.args, **case.kwargs) if callable(self.hint) else self.hint
 
 
 @dataclass
@@ -80,117 +124,87 @@ def _clone(value):
     return value
 
 
-def describe_value(value, max_items: int = 6) -> str:
-    """A short, readable description of a value for feedback messages."""
-    if isinstance(value, torch.Tensor):
-        flat = value.detach().flatten()
-        shown = ", ".join(f"{x:.4g}" for x in flat[:max_items].tolist())
-        more = ", ..." if flat.numel() > max_items else ""
-        return f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}: [{shown}{more}]"
-    if isinstance(value, np.ndarray):
-        return describe_value(torch.from_numpy(np.ascontiguousarray(value)), max_items)
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, torch.nn.Module):  # its repr lists every layer: far too long here
-        return f"a {type(value).__name__} model"
-    text = repr(value)
-    if isinstance(value, (tuple, list)) and len(text) > 100:
-        # Several inputs: their shapes say what the case is; their values would not fit.
-        items = [f"{'tensor' if isinstance(item, torch.Tensor) else 'array'} of shape "
-                 f"{tuple(item.shape)}" if isinstance(item, (torch.Tensor, np.ndarray))
-                 else describe_value(item) for item in value]
-        return f"({', '.join(items)})"
-    return text if len(text) <= 100 else text[:97] + "..."
-
-
-# General advice on a wrong shape; left out when an exercise's own diagnosis explains it.
-SHAPE_ADVICE = ("; check which axes you reduce over (keepdim=True keeps them) and any reshape you "
-                "did not undo")
-
-
-def compare(expected, got, *, atol: float = 1e-5, rtol: float = 1e-4,
-            names: Sequence[str] = ()) -> str | None:
-    """Return ``None`` when ``got`` matches ``expected``, else one sentence saying what differs.
-
-    ``names`` labels the items of an expected tuple or list in messages (e.g. "parameters").
-    """
-    if isinstance(expected, torch.Tensor):
-        if not isinstance(got, torch.Tensor):
-            return f"expected a torch.Tensor but got {type(got).__name__} ({describe_value(got)})"
-        if got.shape != expected.shape:
-            return (f"expected shape {tuple(expected.shape)} but got shape {tuple(got.shape)}"
-                    f"{SHAPE_ADVICE}")
-        if got.dtype != expected.dtype:
-            return f"expected dtype {expected.dtype} but got dtype {got.dtype}"
-        got, expected = got.detach().cpu(), expected.detach().cpu()
-        if expected.dtype == torch.bool or not expected.is_floating_point():
-            wrong = got != expected
-            if wrong.any():
-                index = tuple(torch.nonzero(wrong)[0].tolist())
-                return (f"values differ at index {index}: expected {expected[index].item()} "
-                        f"but got {got[index].item()}")
-            return None
-        bad_got = ~torch.isfinite(got) & torch.isfinite(expected)
-        if bad_got.any():
-            index = tuple(torch.nonzero(bad_got)[0].tolist())
-            kind = "NaN" if torch.isnan(got[index]) else ("-inf" if got[index] < 0 else "inf")
-            return (f"got {kind} at index {index} where {expected[index].item():.6g} was expected "
-                    f"({int(bad_got.sum())} non-finite value(s) in all); something overflowed "
-                    f"or divided by zero")
-        if not torch.allclose(got, expected, atol=atol, rtol=rtol, equal_nan=True):
-            diff = (got - expected).abs().nan_to_num(nan=float("inf"))
-            index = tuple(torch.nonzero(diff == diff.max())[0].tolist())
-            return (f"values differ: largest difference {diff.max().item():.3g} at index {index} "
-                    f"(expected {expected[index].item():.6g}, got {got[index].item():.6g})")
-        return None
-    if isinstance(expected, np.ndarray):
-        if not isinstance(got, np.ndarray):
-            return f"expected a NumPy array but got {type(got).__name__} ({describe_value(got)})"
-        return compare(torch.from_numpy(np.ascontiguousarray(expected)),
-                       torch.from_numpy(np.ascontiguousarray(got)), atol=atol, rtol=rtol)
-    if isinstance(expected, (tuple, list)):
-        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
-            return f"expected a sequence of {len(expected)} items but got {describe_value(got)}"
-        for position, (want, have) in enumerate(zip(expected, got)):
-            problem = compare(want, have, atol=atol, rtol=rtol)
-            if problem:
-                label = names[position] if position < len(names) else f"item {position}"
-                return f"{label}: {problem}"
-        return None
-    if isinstance(expected, dict):
-        if not isinstance(got, dict) or got.keys() != expected.keys():
-            return f"expected a dict with keys {sorted(expected)} but got {describe_value(got)}"
-        for key in expected:
-            problem = compare(expected[key], got[key], atol=atol, rtol=rtol)
-            if problem:
-                return f"{key!r}: {problem}"
-        return None
-    if isinstance(expected, bool) or isinstance(expected, str):
-        return None if got == expected else f"expected {expected!r} but got {got!r}"
-    if isinstance(expected, int):
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
-        if isinstance(got, (float, np.floating)):
-            return (f"expected the integer {expected} but got the float {float(got)!r}: return an "
-                    f"int (use // for division, or int(...) once the result is whole)")
-        if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
-            return f"expected the integer {expected} but got {describe_value(got)}"
-        return None if got == expected else f"expected {expected:,} but got {int(got):,}"
-    if isinstance(expected, float):
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
-        if not isinstance(got, (int, float, np.integer, np.floating)) or isinstance(got, bool):
-            return f"expected a number but got {type(got).__name__} ({describe_value(got)})"
-        if not np.isfinite(got) and np.isfinite(expected):
-            return f"expected {expected:.6g} but got {got}"
-        if abs(got - expected) > atol + rtol * abs(expected):
-            return f"expected {expected:.6g} but got {got:.6g}"
-        return None
+@contextmanager
+def seeded(seed: int | None):
+    """Run the block with Python's, NumPy's and PyTorch's random numbers seeded with ``seed``,
+    then give them back the states they had, so that the caller's random numbers go on as if
+    the block had not run. With ``None`` the block runs as it is."""
+    if seed is None:
+        yield
+        return
+    python_state, numpy_state = random.getstate(), np.random.get_state()
     try:
-        equal = bool(got == expected)
-    except (TypeError, ValueError, RuntimeError):  # e.g. an array compared with a number
-        equal = False
-    return None if equal else f"expected {expected!r} but got {describe_value(got)}"
+        with torch.random.fork_rng():  # PyTorch's CPU and CUDA generators
+            seed_everything(seed)
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
+def gradient_of(function: Callable, x: torch.Tensor, *other_inputs) -> torch.Tensor:
+    """d function(x, *other_inputs) / dx by autograd, where ``function`` returns a scalar tensor.
+
+    The gradient is taken on a copy of ``x``, so the caller's tensor is left as it was.
+    """
+    x = x.detach().clone().requires_grad_(True)
+    output = function(x, *other_inputs)
+    if not isinstance(output, torch.Tensor) or output.grad_fn is None:
+        raise ValueError("the result is not built from its input by torch operations (it has "
+                         "no grad_fn), so autograd cannot differentiate it")
+    gradient, = torch.autograd.grad(output, x, allow_unused=True)
+    return torch.zeros_like(x) if gradient is None else gradient
+
+
+def _output(fn: Callable, case: Case):
+    """``fn`` run on copies of the case's inputs, seeded as the case says; or what it raised."""
+    try:
+        with seeded(case.seed):
+            return fn(*_clone(case.args), **_clone(case.kwargs))
+    except Exception as error:
+        return error
+
+
+def _same(answer, got, *, atol: float, rtol: float) -> bool:
+    """Whether ``got`` is ``answer``: the same value, or an exception of the same type and text."""
+    if isinstance(answer, Exception) or isinstance(got, Exception):
+        return type(answer) is type(got) and str(answer) == str(got)
+    return compare(answer, got, atol=atol, rtol=rtol) is None
+
+
+def _part(answer, part):
+    return answer if part is None else answer[part]
+
+
+def diagnose_slips(slips: Sequence[Slip], case: Case, expected, got, *,
+                   passed: Sequence[tuple[Case, object]] = (), atol: float = 1e-5,
+                   rtol: float = 1e-4) -> str | None:
+    """The hint of the slip that explains the learner's answer ``got`` on ``case``, else ``None``.
+
+    A slip explains it when its output on the case is ``got`` (for a slip that raises: an
+    exception of the same type and text) but not ``expected``, and when it gives the expected
+    answer on each ``(case, expected)`` of ``passed``, the cases the learner got right before.
+    When several slips explain it, the answer cannot tell them apart: all their hints are given
+    (of slips that explain different parts, those of the part listed first).
+    """
+    found = []  # (part, hint)
+    for slip in slips:
+        try:  # an exception is the whole answer, whatever part the slip explains
+            answer = got if isinstance(got, Exception) else _part(got, slip.part)
+            reference = _part(expected, slip.part)
+        except (TypeError, KeyError, IndexError):  # the answer lacks the part this slip explains
+            continue
+        slipped = _output(slip.fn, case)
+        if not _same(slipped, answer, atol=atol, rtol=rtol) or _same(reference, slipped, atol=atol,
+                                                                     rtol=rtol):
+            continue
+        if all(_same(_part(right, slip.part), _output(slip.fn, earlier), atol=atol, rtol=rtol)
+               for earlier, right in passed):
+            found.append((slip.part, slip.hint_on(case)))
+    hints = list(dict.fromkeys(hint for part, hint in found if part == found[0][0]))
+    if len(hints) > 1:
+        return "one of these: " + " Or: ".join(hints)
+    return hints[0] if hints else None
 
 
 def _describe_inputs(case: Case) -> str:
@@ -213,12 +227,14 @@ def _where_it_failed(error: BaseException) -> str:
 
 def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case], *,
               exercise: str, atol: float = 1e-5, rtol: float = 1e-4,
-              diagnose: Callable | None = None, output_names: Sequence[str] = ()) -> CheckResult:
+              diagnose: Callable | None = None, slips: Sequence[Slip] = (),
+              output_names: Sequence[str] = ()) -> CheckResult:
     """Compare ``student_fn`` with ``reference_fn`` on every case and return what was found.
 
-    ``diagnose(case, expected, got)`` may recognise a common mistake in a wrong answer and
-    return a hint for it; otherwise the case's own hint is shown. ``output_names`` names the
-    parts of a tuple answer in the feedback.
+    A wrong answer, or an exception, is explained by ``diagnose(case, expected, got)`` when it
+    returns a hint (``got`` is the learner's answer or the exception their code raised), else by
+    the slip that reproduces it (:func:`diagnose_slips`), else by the case's own hint.
+    ``output_names`` names the parts of a tuple answer in the feedback.
     """
     if not callable(student_fn):
         return CheckResult(exercise, "error", f"expected a function but got "
@@ -229,11 +245,23 @@ def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case
                            "run of this cell; your own code was not checked.",
                            hint="Run the exercise cell above (it defines your version), then "
                                 "this cell again.")
+
+    def diagnosis(case, expected, got, passed):
+        try:
+            hint = diagnose(case, expected, got) if diagnose else None
+        except Exception:  # a diagnosis is a bonus; never let it break the check
+            hint = None
+        return hint or diagnose_slips(slips, case, expected, got, passed=passed, atol=atol,
+                                      rtol=rtol)
+
+    passed = []
     for case in cases:
-        expected = reference_fn(*_clone(case.args), **_clone(case.kwargs))
+        with seeded(case.seed):
+            expected = reference_fn(*_clone(case.args), **_clone(case.kwargs))
         args, kwargs = _clone(case.args), _clone(case.kwargs)
         try:
-            got = student_fn(*args, **kwargs)
+            with seeded(case.seed):
+                got = student_fn(*args, **kwargs)
         except NotImplementedError:
             return CheckResult(exercise, "todo", "not implemented yet.",
                                hint="Fill in the TODO in the exercise cell above, then run it "
@@ -241,22 +269,25 @@ def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case
         except Exception as error:  # the learner's bug is reported, never propagated
             return CheckResult(exercise, "error",
                                f"your code raised {type(error).__name__}: {error}"
-                               f"{_where_it_failed(error)}.", hint=case.hint, case=case.name,
-                               inputs=_describe_inputs(case))
+                               f"{_where_it_failed(error)}.",
+                               hint=diagnosis(case, expected, error, passed) or case.hint,
+                               case=case.name, inputs=_describe_inputs(case))
         problem = compare(expected, got, atol=atol, rtol=rtol, names=output_names)
         if problem is None:
             problem = compare(case.args, args) or compare(case.kwargs, kwargs)  # originals: only copies were passed
             if problem is not None:
                 problem = "your function changed its input in place; work on a copy instead"
-        if problem is not None:
-            try:
-                diagnosis = diagnose(case, expected, got) if diagnose else None
-            except Exception:  # a diagnosis is a bonus; never let it break the check
-                diagnosis = None
-            if diagnosis:
-                problem = problem.replace(SHAPE_ADVICE, "")
-            return CheckResult(exercise, "fail", f"{problem}.", hint=diagnosis or case.hint,
-                               case=case.name, inputs=_describe_inputs(case))
+        if problem is None:
+            passed.append((case, expected))
+            continue
+        hint = diagnosis(case, expected, got, passed)
+        if hint:
+            problem = problem.replace(SHAPE_ADVICE, "")
+        elif case.seed is not None:
+            follows_the_seed = _same(_output(student_fn, case), got, atol=atol, rtol=rtol)
+            hint = (case.hint or RANDOM_CASE_HINT) if follows_the_seed else UNSEEDED_HINT
+        return CheckResult(exercise, "fail", f"{problem}.", hint=hint or case.hint,
+                           case=case.name, inputs=_describe_inputs(case))
     names = "; ".join(case.name for case in cases)
     count = f"all {len(cases)} cases" if len(cases) > 1 else "the one case"
     return CheckResult(exercise, "pass", f"correct on {count} ({names}).")
@@ -330,10 +361,11 @@ def report(result: CheckResult) -> None:
 
 def check_function(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case], *,
                    exercise: str, atol: float = 1e-5, rtol: float = 1e-4,
-                   diagnose: Callable | None = None, output_names: Sequence[str] = ()) -> Callable:
+                   diagnose: Callable | None = None, slips: Sequence[Slip] = (),
+                   output_names: Sequence[str] = ()) -> Callable:
     """Check, print the verdict, and return the function the rest of the notebook should use."""
     result = run_check(student_fn, reference_fn, cases, exercise=exercise, atol=atol, rtol=rtol,
-                       diagnose=diagnose, output_names=output_names)
+                       diagnose=diagnose, slips=slips, output_names=output_names)
     report(result)
     return student_fn if result.passed else reference_fn
 
@@ -360,7 +392,7 @@ def _match_state(module, expected_state: dict) -> None:
 
 def check_module(student_cls, reference_cls, cases: Sequence[Case], *, exercise: str,
                  atol: float = 1e-5, rtol: float = 1e-4, diagnose: Callable | None = None,
-                 prepare: Callable | None = None) -> type:
+                 slips: Sequence[Slip] = (), prepare: Callable | None = None) -> type:
     """Check an ``nn.Module`` class: each case is ``Case(name, (init_kwargs, input))``; a
     tuple input is passed as several arguments.
 
@@ -368,29 +400,41 @@ def check_module(student_cls, reference_cls, cases: Sequence[Case], *, exercise:
     learner's module (so parameter names and shapes must match the instructions), then the
     outputs on the input are compared. ``prepare(reference_module)``, if given, edits the
     freshly built reference before its weights are copied (e.g. random norm weights, so that a
-    layer that mixes up its norms cannot pass by luck). ``diagnose`` is as in :func:`run_check`.
+    layer that mixes up its norms cannot pass by luck). ``diagnose`` is as in :func:`run_check`;
+    each slip's ``fn(module, *inputs)`` runs on the reference module with those same weights.
     Returns the class the notebook should use next: the learner's when it passes, else
     ``reference_cls`` itself, so that running the check cell again is recognised as the
     reference and never graded as the learner's work.
     """
+    def built(init_kwargs, module_cls=None):
+        """The prepared reference, and ``module_cls`` built with the same arguments."""
+        with torch.random.fork_rng():  # do not disturb the notebook's random numbers
+            torch.manual_seed(0)
+            reference = reference_cls(**init_kwargs)
+            if prepare is not None:
+                prepare(reference)
+            return reference, None if module_cls is None else module_cls(**init_kwargs)
+
     def output_of(module_cls):
         def run(init_kwargs, inputs):
-            with torch.random.fork_rng():  # do not disturb the notebook's random numbers
-                torch.manual_seed(0)
-                reference = reference_cls(**init_kwargs)
-                if prepare is not None:
-                    prepare(reference)
-                module = module_cls(**init_kwargs)
+            reference, module = built(init_kwargs, module_cls)
             state = reference.state_dict()
             _match_state(module, state)
             module.load_state_dict(state)
             return module(*inputs) if isinstance(inputs, tuple) else module(inputs)
         return run
 
+    def on_reference(slip):
+        def run(init_kwargs, inputs):
+            reference, _ = built(init_kwargs)
+            return slip.fn(reference, *(inputs if isinstance(inputs, tuple) else (inputs,)))
+        return replace(slip, fn=run)
+
     if student_cls is reference_cls:
         result = run_check(student_cls, reference_cls, cases, exercise=exercise)
     else:
         result = run_check(output_of(student_cls), output_of(reference_cls), cases,
-                           exercise=exercise, atol=atol, rtol=rtol, diagnose=diagnose)
+                           exercise=exercise, atol=atol, rtol=rtol, diagnose=diagnose,
+                           slips=[on_reference(slip) for slip in slips])
     report(result)
     return student_cls if result.passed else reference_cls

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 
-def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     """3x3 convolution with padding 1: keeps the size at stride 1, halves it at stride 2."""
     return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
 
@@ -62,9 +62,9 @@ class BasicBlock(nn.Module):
                  squeeze_excite: bool = False, residual: bool = True):
         super().__init__()
         out_channels = channels * self.expansion
-        self.conv1 = conv3x3(in_channels, channels, stride)
+        self.conv1 = _conv3x3(in_channels, channels, stride)
         self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = conv3x3(channels, out_channels)
+        self.conv2 = _conv3x3(channels, out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.se = SqueezeExcite(out_channels) if squeeze_excite else nn.Identity()
         self.residual = residual
@@ -93,7 +93,7 @@ class Bottleneck(nn.Module):
         out_channels = channels * self.expansion
         self.reduce = nn.Sequential(nn.Conv2d(in_channels, channels, 1, bias=False),
                                     nn.BatchNorm2d(channels), nn.ReLU())
-        self.conv = nn.Sequential(conv3x3(channels, channels, stride),
+        self.conv = nn.Sequential(_conv3x3(channels, channels, stride),
                                   nn.BatchNorm2d(channels), nn.ReLU())
         self.expand = nn.Sequential(nn.Conv2d(channels, out_channels, 1, bias=False),
                                     nn.BatchNorm2d(out_channels))
@@ -120,7 +120,7 @@ class ResNet(nn.Module):
     def __init__(self, *, num_classes: int, in_channels: int = 3, widths=(16, 32, 64),
                  depths=(2, 2, 2), block: type = BasicBlock, squeeze_excite: bool = False):
         super().__init__()
-        self.stem = nn.Sequential(conv3x3(in_channels, widths[0]), nn.BatchNorm2d(widths[0]),
+        self.stem = nn.Sequential(_conv3x3(in_channels, widths[0]), nn.BatchNorm2d(widths[0]),
                                   nn.ReLU())
         layers, channels = [], widths[0]
         for stage, (width, depth) in enumerate(zip(widths, depths)):
@@ -149,7 +149,7 @@ class VGGNet(nn.Module):
         layers, channels = [], in_channels
         for width in widths:
             for _ in range(depth):
-                layers += [conv3x3(channels, width), nn.BatchNorm2d(width), nn.ReLU()]
+                layers += [_conv3x3(channels, width), nn.BatchNorm2d(width), nn.ReLU()]
                 channels = width
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
@@ -224,7 +224,7 @@ class PlainNet(nn.Module):
         if depth < 3 or depth % 2 == 0:
             raise ValueError(f"depth counts the stem plus pairs of layers: use an odd number "
                              f">= 3, got {depth}")
-        self.stem = nn.Sequential(conv3x3(in_channels, width), nn.BatchNorm2d(width), nn.ReLU())
+        self.stem = nn.Sequential(_conv3x3(in_channels, width), nn.BatchNorm2d(width), nn.ReLU())
         self.blocks = nn.Sequential(*[BasicBlock(width, width, residual=residual)
                                       for _ in range((depth - 1) // 2)])
         self.head = nn.Linear(width, num_classes)

@@ -6,9 +6,11 @@ operations (MACs) it performs and the memory its output occupies.
 
 About the units. One multiply-add (``a * b + c``) is one MAC. Lecture notes and torchinfo
 report MACs ("mult-adds", often loosely called FLOPs); PyTorch's ``FlopCounterMode`` and most
-papers since 2020 count 2 FLOPs per MAC. We count MACs of convolutions, linear layers and
-matrix products, the operations that dominate; normalisation, activation and pooling layers
-cost a few operations per element and are listed with 0 MACs, as torchinfo does.
+papers since 2020 count 2 FLOPs per MAC. We count MACs of convolutions and linear layers, the
+operations that dominate a CNN; normalisation, activation and pooling layers cost a few
+operations per element and are listed with 0 MACs, as torchinfo does. Products computed inside
+a module's ``forward`` (attention's scores ``q @ k.T``, for one) belong to no leaf layer and are
+not counted here: ``torch.utils.flop_counter.FlopCounterMode`` counts every operation.
 """
 
 from dataclasses import dataclass
@@ -114,19 +116,6 @@ def layer_table(model: nn.Module, input_shape: tuple, *, include_bias: bool = Fa
 def total_macs(model: nn.Module, input_shape: tuple, *, include_bias: bool = False) -> int:
     """Multiply-adds of one forward pass (sum of :func:`layer_table`)."""
     return sum(row.macs for row in layer_table(model, input_shape, include_bias=include_bias))
-
-
-def flop_counter_macs(model: nn.Module, input_shape: tuple) -> int:
-    """Multiply-adds according to PyTorch's own FLOP counter (FLOPs / 2), for cross-checks."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = model.training
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.zeros(input_shape, device=_device_of(model)))
-    model.train(was_training)
-    return counter.get_total_flops() // 2
 
 
 def format_table(rows: list[LayerStats], *, skip_empty: bool = True) -> str:

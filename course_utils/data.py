@@ -12,9 +12,18 @@ Downloaded on request (``download=True``) into ``data/``: ``mnist``, ``fashion_m
 
 Images are stored as uint8 and turned into float tensors in [0, 1] of shape (C, H, W) when a
 sample is read, so a 50,000-image dataset takes 150 MB, not 600 MB.
+
+For augmentation and few labels (lessons 05-07): :class:`Transformed` applies a transform to
+every image it reads (``DatasetSplits.loaders(train_transform=...)`` does so for ``train`` only),
+:class:`TwoViews` reads two independent augmentations of each image (SimCLR, DINO),
+:func:`labels_per_class` and :func:`split_labelled` keep k labelled images per class.
+:func:`make_loader` builds every DataLoader here: seeded, without worker processes by default::
+
+    labelled, unlabelled = split_labelled(splits.train, 10, seed=cfg.seed)
+    train_loader = make_loader(Transformed(labelled, augment), 64, shuffle=True, seed=cfg.seed)
+    pairs = make_loader(TwoViews(unlabelled, augment), 256, shuffle=True, drop_last=True)
 """
 
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +37,7 @@ from course_utils.storage import CorruptCacheError, data_dir, load_arrays, save_
 
 OFFLINE_DATASETS = ("digits", "glyphs", "faces")
 ONLINE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
-GLYPHS_FORMAT_VERSION = 1  # bump when the generator changes, so old caches are not reused
+_GLYPHS_FORMAT_VERSION = 1  # bump when the generator changes, so old caches are not reused
 
 _TORCHVISION = {  # name -> (torchvision class name, class names)
     "mnist": ("MNIST", [str(digit) for digit in range(10)]),
@@ -44,13 +53,11 @@ class DatasetNotAvailableError(RuntimeError):
 
 
 class ImageDataset(Dataset):
-    """uint8 images of shape (N, C, H, W) and int64 labels; items are float (C, H, W) in [0, 1].
-
-    ``transform`` (optional) is applied to the float image tensor, e.g. torchvision transforms.
+    """uint8 images of shape (N, C, H, W) and int64 labels; items are (float (C, H, W) in [0, 1],
+    label). To augment the images, wrap the dataset in :class:`Transformed` or :class:`TwoViews`.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor,
-                 transform: Callable | None = None):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be a uint8 tensor of shape (N, C, H, W), got "
                              f"{images.dtype} of shape {tuple(images.shape)}")
@@ -59,20 +66,86 @@ class ImageDataset(Dataset):
                              f"shape {tuple(labels.shape)}")
         self.images = images
         self.labels = labels.long()
-        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.images[index].float().div_(255)
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.labels[index]
+        return self.images[index].float().div_(255), self.labels[index]
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All images as one float tensor (N, C, H, W) in [0, 1] and the labels (no transform)."""
+        """All images as one float tensor (N, C, H, W) in [0, 1] and the labels."""
         return self.images.float() / 255, self.labels
+
+    def subset(self, indices) -> "ImageDataset":
+        """A new dataset of the images and labels at ``indices`` (1-D, copied)."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        if indices.ndim != 1:
+            raise ValueError(f"indices must be 1-D, got shape {tuple(indices.shape)}")
+        return ImageDataset(self.images[indices], self.labels[indices])
+
+
+def _check_transform(transform) -> None:
+    if not callable(transform):
+        raise TypeError(f"transform must be a function of a float (C, H, W) image, e.g. "
+                        f"torchvision.transforms.v2.RandomHorizontalFlip(); got {transform!r}")
+
+
+class Transformed(Dataset):
+    """``dataset`` with ``transform`` applied to each image it reads: items (transform(image),
+    label). A random transform (an augmentation) draws anew at every read.
+
+    ``dataset`` itself is left as it is, so the same split can be read with and without the
+    transform. Random transforms draw from torch's global generator (seeded by ``setup``), or in a
+    DataLoader's worker from the worker's seed.
+    """
+
+    def __init__(self, dataset: Dataset, transform: Callable):
+        _check_transform(transform)
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label = self.dataset[index]
+        # A copy: an in-place transform (x[:, :8, :8] = 0) must not reach the stored image.
+        return self.transform(image.clone()), label
+
+
+class TwoViews(Dataset):
+    """Two independent random augmentations of each image, as SimCLR and DINO compare them.
+
+    Items are (view1, view2, label), both views ``transform(image)`` drawn separately; a
+    DataLoader batches them as (N, C, H, W), (N, C, H, W), (N,).
+    """
+
+    def __init__(self, dataset: Dataset, transform: Callable):
+        _check_transform(transform)
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        image, label = self.dataset[index]
+        # Copies: an in-place transform must reach neither the stored image nor the other view.
+        return self.transform(image.clone()), self.transform(image.clone()), label
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False, seed: int = 0,
+                drop_last: bool = False, num_workers: int = 0) -> DataLoader:
+    """A DataLoader whose order depends only on ``seed``: shuffled (if ``shuffle``) by a generator
+    of its own, not by torch's global one. Workers (``num_workers``) are seeded from it too; the
+    default of none suits a small CPU. ``drop_last`` drops a short last batch (contrastive losses
+    want equal batches; batch norm cannot train on a batch of one).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      generator=torch.Generator().manual_seed(seed), num_workers=num_workers)
 
 
 @dataclass
@@ -93,17 +166,17 @@ class DatasetSplits:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train.images.shape[1:])
 
-    def loaders(self, batch_size: int, *, seed: int = 0,
+    def loaders(self, batch_size: int, *, seed: int = 0, train_transform: Callable | None = None,
                 num_workers: int = 0) -> dict[str, DataLoader]:
-        """DataLoaders for the three splits; only ``train`` is shuffled, with its own seeded generator."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        generator = torch.Generator().manual_seed(seed)
+        """DataLoaders for the three splits (see :func:`make_loader`); only ``train`` is shuffled,
+        and only ``train`` is read through ``train_transform`` (an augmentation): val and test
+        always show the images as they are."""
+        train = self.train if train_transform is None else Transformed(self.train, train_transform)
         return {
-            "train": DataLoader(self.train, batch_size=batch_size, shuffle=True,
-                                generator=generator, num_workers=num_workers),
-            "val": DataLoader(self.val, batch_size=batch_size, num_workers=num_workers),
-            "test": DataLoader(self.test, batch_size=batch_size, num_workers=num_workers),
+            "train": make_loader(train, batch_size, shuffle=True, seed=seed,
+                                 num_workers=num_workers),
+            "val": make_loader(self.val, batch_size, num_workers=num_workers),
+            "test": make_loader(self.test, batch_size, num_workers=num_workers),
         }
 
     def summary(self) -> str:
@@ -112,7 +185,7 @@ class DatasetSplits:
                 f"test images of {channels}x{height}x{width}, {self.num_classes} classes")
 
 
-def split_sizes(total: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+def _split_sizes(total: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
     """Sizes of train/val/test for ``total`` items; every split must get at least one item."""
     for label, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 <= fraction < 1:
@@ -133,11 +206,54 @@ def split_sizes(total: int, val_fraction: float, test_fraction: float) -> tuple[
 def _split(name: str, images: torch.Tensor, labels: torch.Tensor, class_names: list[str], *,
            val_fraction: float, test_fraction: float, seed: int) -> DatasetSplits:
     """Shuffle with ``seed`` and cut into train/val/test."""
-    num_train, num_val, _ = split_sizes(len(labels), val_fraction, test_fraction)
+    num_train, num_val, _ = _split_sizes(len(labels), val_fraction, test_fraction)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     parts = order[:num_train], order[num_train:num_train + num_val], order[num_train + num_val:]
-    train, val, test = (ImageDataset(images[part], labels[part]) for part in parts)
+    everything = ImageDataset(images, labels)
+    train, val, test = (everything.subset(part) for part in parts)
     return DatasetSplits(name, train, val, test, class_names)
+
+
+def labels_per_class(labels, k: int, *, seed: int) -> torch.Tensor:
+    """Indices of ``k`` examples of every class 0..max(labels), drawn at random with ``seed``.
+
+    Returns a sorted int64 tensor of ``k * num_classes`` indices into ``labels``. The draws are
+    nested: with the same seed, the examples chosen for a smaller ``k`` are among those for a
+    larger one, so label budgets compared side by side differ only by the added examples.
+    """
+    labels = torch.as_tensor(labels)
+    if labels.ndim != 1 or len(labels) == 0 or labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"labels must be a non-empty 1-D sequence of class indices, got "
+                         f"{labels.dtype} of shape {tuple(labels.shape)}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k (labels per class) must be a positive integer, got {k!r}")
+    k, labels = int(k), labels.long()
+    if labels.min() < 0:
+        raise ValueError(f"labels must be class indices >= 0, got {labels.min().item()}")
+    counts = torch.bincount(labels)
+    if counts.min() < k:
+        short = [f"{label} ({count})" for label, count in enumerate(counts.tolist()) if count < k]
+        raise ValueError(f"k={k} labels per class, but some classes have fewer examples: "
+                         f"{', '.join(short)}. Use k <= {counts.min().item()} or more data.")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    chosen = [order[labels[order] == label][:k] for label in range(len(counts))]
+    return torch.cat(chosen).sort().values
+
+
+def split_labelled(dataset: ImageDataset, k: int, *,
+                   seed: int) -> tuple[ImageDataset, ImageDataset]:
+    """``(labelled, unlabelled)``: k images per class (:func:`labels_per_class`) and all the others.
+
+    The unlabelled pool keeps its true labels so that a lesson can score pseudo-labels against
+    them; a method learning "without labels" must not read them.
+    """
+    if not isinstance(dataset, ImageDataset):
+        raise TypeError(f"split_labelled needs an ImageDataset (e.g. splits.train), got "
+                        f"{type(dataset).__name__}")
+    chosen = labels_per_class(dataset.labels, k, seed=seed)
+    rest = torch.ones(len(dataset), dtype=torch.bool)
+    rest[chosen] = False
+    return dataset.subset(chosen), dataset.subset(rest.nonzero()[:, 0])
 
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -158,35 +274,19 @@ def _faces() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     return torch.from_numpy(images), torch.from_numpy(labels), ["non-face", "face"]
 
 
-def glyphs_cache_path(num_images: int, seed: int):
-    return data_dir() / "glyphs" / f"glyphs_v{GLYPHS_FORMAT_VERSION}_n{num_images}_seed{seed}.npz"
-
-
-def load_glyph_arrays(num_images: int, seed: int = 0,
-                      verbose: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Glyph images (N, 32, 32, 3) uint8 and labels, from the cache or freshly generated.
-
-    A missing cache is generated and saved; a damaged one is reported, regenerated and replaced.
-    """
-    path = glyphs_cache_path(num_images, seed)
+def _glyphs(num_images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Glyph images (N, 3, 32, 32) uint8 and labels, from the cache in ``data/glyphs/`` or freshly
+    generated. A missing cache is generated and saved; a damaged one is reported, regenerated and
+    replaced."""
+    path = data_dir() / "glyphs" / f"glyphs_v{_GLYPHS_FORMAT_VERSION}_n{num_images}_seed{seed}.npz"
     try:
         arrays = load_arrays(path)
-        return arrays["images"], arrays["labels"]
-    except FileNotFoundError:
-        pass
-    except CorruptCacheError as error:
-        warnings.warn(f"{error} Regenerating it.", stacklevel=2)
-    start = time.perf_counter()
-    images, labels = glyphs.generate_glyphs(num_images, seed=seed)
-    save_arrays(path, images=images, labels=labels)
-    if verbose:
-        print(f"Generated {num_images} glyphs in {time.perf_counter() - start:.1f} s, "
-              f"cached in {path}")
-    return images, labels
-
-
-def _glyphs(num_images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    images, labels = load_glyph_arrays(num_images, seed)
+        images, labels = arrays["images"], arrays["labels"]
+    except (FileNotFoundError, CorruptCacheError) as error:
+        if isinstance(error, CorruptCacheError):
+            warnings.warn(f"{error} Regenerating it.", stacklevel=3)  # at load_dataset's caller
+        images, labels = glyphs.generate_glyphs(num_images, seed=seed)
+        save_arrays(path, images=images, labels=labels)
     images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     return images, torch.from_numpy(labels), list(glyphs.LETTERS)
 

@@ -95,6 +95,17 @@ def font_paths() -> list[pathlib.Path]:
     return list(_usable_fonts())
 
 
+def glyph_masks(resolution: int = 64) -> torch.Tensor:
+    """The generator's raw material: every letter in every font of :func:`font_paths`, drawn
+    once, upright and centred, before any randomness.
+
+    Returns:
+        float32 tensor (num_fonts, 26, resolution, resolution), 1 where there is ink (a copy).
+    """
+    resolution = _check_int("resolution", resolution, 16, "an integer >= 16")
+    return _glyph_masks(resolution).clone()
+
+
 @functools.cache
 def _glyph_masks(resolution: int) -> torch.Tensor:
     """Every (font, letter) pair drawn once, centred in a square.

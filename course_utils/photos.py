@@ -13,10 +13,10 @@ import numpy as np
 from PIL import Image
 
 # scikit-image's bundled colour photographs (name -> loader name in skimage.data).
-SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
+_SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
                   "immunohistochemistry")
 # scikit-image's bundled grey-level photographs and textures.
-SKIMAGE_TEXTURES = ("brick", "grass", "gravel", "camera", "moon", "coins", "clock", "page", "text")
+_SKIMAGE_TEXTURES = ("brick", "grass", "gravel", "camera", "moon", "coins", "clock", "page", "text")
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
@@ -31,32 +31,33 @@ def _load_all() -> dict[str, np.ndarray]:
     import skimage.data
     from sklearn.datasets import load_sample_images
 
-    images = {name: _as_rgb(getattr(skimage.data, name)()) for name in SKIMAGE_PHOTOS}
+    images = {name: _as_rgb(getattr(skimage.data, name)()) for name in _SKIMAGE_PHOTOS}
     sample = load_sample_images()
     for filename, image in zip(sample.filenames, sample.images):
         images[os.path.splitext(os.path.basename(filename))[0]] = _as_rgb(image)
     hopper = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
     with Image.open(hopper) as picture:
         images["grace_hopper"] = _as_rgb(np.asarray(picture.convert("RGB")))
-    for name in SKIMAGE_TEXTURES:
+    for name in _SKIMAGE_TEXTURES:
         images[name] = _as_rgb(getattr(skimage.data, name)())
     return images
 
 
-def photo_names(include_textures: bool = True) -> list[str]:
+def _photo_names(include_textures: bool = True) -> list[str]:
     """Names accepted by :func:`load_photo`, colour photographs first."""
-    names = [name for name in _load_all() if name not in SKIMAGE_TEXTURES]
-    return names + list(SKIMAGE_TEXTURES) if include_textures else names
+    names = [name for name in _load_all() if name not in _SKIMAGE_TEXTURES]
+    return names + list(_SKIMAGE_TEXTURES) if include_textures else names
 
 
 def load_photo(name: str) -> np.ndarray:
     """One bundled photograph as an (H, W, 3) uint8 array (a fresh copy: edit it freely)."""
     images = _load_all()
     if name not in images:
-        raise ValueError(f"Unknown photo {name!r}. Available: {', '.join(photo_names())}.")
+        raise ValueError(f"Unknown photo {name!r}. Available: {', '.join(_photo_names())}.")
     return images[name].copy()
 
 
 def load_photos(include_textures: bool = True) -> dict[str, np.ndarray]:
-    """All bundled photographs, name -> (H, W, 3) uint8 array."""
-    return {name: load_photo(name) for name in photo_names(include_textures)}
+    """All bundled photographs, name -> (H, W, 3) uint8 array, colour photographs first; the
+    grey-level photographs and textures (brick, grass, camera, ...) only with ``include_textures``."""
+    return {name: load_photo(name) for name in _photo_names(include_textures)}

@@ -27,7 +27,7 @@ def _to_numpy_image(image) -> np.ndarray:
     return image
 
 
-LABEL_FONTSIZE = 11  # points: image titles stay readable on a projector (MIN_FONT_PT and more)
+_LABEL_FONTSIZE = 11  # points: image titles stay readable on a projector (MIN_FONT_PT and more)
 
 
 def show_images(images, labels: Sequence | None = None, class_names: Sequence[str] | None = None,
@@ -57,7 +57,7 @@ def show_images(images, labels: Sequence | None = None, class_names: Sequence[st
 
     texts, colors = [], []
     if labels is not None:
-        characters_per_line = max(4, int(cell * 72 / (0.6 * LABEL_FONTSIZE)))  # ~0.6 em a character
+        characters_per_line = max(4, int(cell * 72 / (0.6 * _LABEL_FONTSIZE)))  # ~0.6 em a character
         for position in range(count):
             text, color = name(labels[position]), "black"
             if predictions is not None:
@@ -77,7 +77,7 @@ def show_images(images, labels: Sequence | None = None, class_names: Sequence[st
         top = 255 if image.dtype == np.uint8 else 1  # fixed range: faint images stay faint
         ax.imshow(image, cmap=cmap, interpolation="nearest", vmin=0, vmax=top)
         if texts:
-            ax.set_title(texts[position], fontsize=LABEL_FONTSIZE, color=colors[position])
+            ax.set_title(texts[position], fontsize=_LABEL_FONTSIZE, color=colors[position])
     if title:
         fig.suptitle(title, fontsize=12)
     fig.tight_layout()
@@ -103,7 +103,7 @@ def plot_history(history: dict[str, list[float]], *, title: str | None = None):
     return fig
 
 
-def confusion_matrix(targets, predictions, num_classes: int) -> np.ndarray:
+def _confusion_matrix(targets, predictions, num_classes: int) -> np.ndarray:
     """Counts[i, j] = number of samples of true class i predicted as class j."""
     targets = np.asarray(targets, dtype=np.int64)
     predictions = np.asarray(predictions, dtype=np.int64)
@@ -121,7 +121,7 @@ def confusion_matrix(targets, predictions, num_classes: int) -> np.ndarray:
 def plot_confusion_matrix(targets, predictions, class_names: Sequence[str], *,
                           normalize: bool = False, ax=None, title: str = "confusion matrix"):
     """Confusion matrix with counts (or row-normalised rates) written in the cells."""
-    counts = confusion_matrix(targets, predictions, len(class_names))
+    counts = _confusion_matrix(targets, predictions, len(class_names))
     values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
     cell = min(0.6, (NOTEBOOK_WIDTH_IN - 1.5) / len(class_names))  # inches: the whole fits the notebook
     size = max(4.0, cell * len(class_names) + 1.5)

@@ -16,8 +16,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from course_utils.numberwords import CharVocabulary
+from course_utils.training import fit
 
 
 class RecurrentTranslator(nn.Module):
@@ -89,35 +91,34 @@ class RecurrentTranslator(nn.Module):
         return torch.cat(tokens, dim=1), attention
 
 
+def translation_step(model: RecurrentTranslator, batch) -> torch.Tensor:
+    """The loss of a batch ``(source, target)`` with teacher forcing: the model reads the target
+    without its last token and predicts it without its first; padded positions do not count."""
+    source, target = batch
+    logits, _ = model(source, target[:, :-1])
+    return F.cross_entropy(logits.flatten(0, 1), target[:, 1:].flatten(), ignore_index=CharVocabulary.PAD)
+
+
 def train_translator(model: RecurrentTranslator, source: torch.Tensor, target: torch.Tensor, *,
                      epochs: int, batch_size: int, learning_rate: float, seed: int) -> torch.Tensor:
     """Train on source ids (N, L_x) and target ids (N, L_y), both on the model's device, with
-    teacher forcing: Adam, a one-cycle learning-rate schedule, gradient clipping at norm 1, and a
-    cross-entropy that ignores padding. Returns the loss of every step (on the CPU).
+    :func:`translation_step` in the course's loop (:func:`course_utils.training.fit`): Adam, a
+    one-cycle learning-rate schedule stepped every batch, gradient clipping at norm 1, float32.
+    Returns the loss of every step (on the CPU).
 
-    The losses stay on the device until the end, so that a GPU never waits for the host."""
-    generator = torch.Generator().manual_seed(seed)
-    steps = epochs * math.ceil(len(source) / batch_size)
+    Batches are gathered from the device tensors in one indexing step each, in an order drawn
+    from ``seed``, so that the data never goes back to the host."""
+    dataset = TensorDataset(source, target)
+    order = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=steps)
-    losses = []
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(source), generator=generator).to(source.device)
-        for start in range(0, len(source), batch_size):
-            batch = order[start:start + batch_size]
-            source_batch, target_batch = source[batch], target[batch]
-            logits, _ = model(source_batch, target_batch[:, :-1])
-            loss = F.cross_entropy(logits.flatten(0, 1), target_batch[:, 1:].flatten(),
-                                   ignore_index=CharVocabulary.PAD)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.detach())
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate,
+                                                   total_steps=epochs * len(loader))
+    history = fit(model, loader, epochs=epochs, optimizer=optimizer, step=translation_step,
+                  scheduler=schedule, scheduler_interval="step", clip_grad_norm=1.0, amp=False,
+                  progress=False)
     model.eval()
-    return torch.stack(losses).cpu()
+    return torch.tensor(history["step_loss"])
 
 
 def exact_matches(model: RecurrentTranslator, source: torch.Tensor, target: torch.Tensor, *,

@@ -1,7 +1,8 @@
 """The Transformer encoder-decoder [Vaswani et al., 2017], built from course_utils.attention.
 
-Written out in lesson 04; the Vision Transformer of lesson 05 reuses :class:`EncoderLayer`.
-Tensors are batch first: (N, L, d). Masks are boolean, True where attention is allowed.
+Written out in lesson 04; the Vision Transformer of lesson 05 (course_utils.vit) reuses
+:class:`EncoderLayer`, pre-norm with a GELU feed-forward.
+Tensors are batch first: (N, L, dim). Masks are boolean, True where attention is allowed.
 
 * :class:`EncoderLayer`: self-attention, then a two-layer feed-forward network, each wrapped
   in a residual connection and a layer norm (after the addition, "post-norm", as in the
@@ -14,53 +15,101 @@ Tensors are batch first: (N, L, d). Masks are boolean, True where attention is a
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from course_utils.attention import MultiHeadAttention, SinusoidalPositionalEncoding
 
+_MLP_RATIO = 4.0  # the paper's feed-forward width: hidden = 4 dim
+
+
+def _feed_forward_width(dim: int, hidden: int | None = None, mlp_ratio: float = _MLP_RATIO) -> int:
+    """The feed-forward's hidden width: ``hidden`` if given, else ``int(dim * mlp_ratio)``."""
+    if hidden is None:
+        hidden = int(dim * mlp_ratio)
+    elif mlp_ratio != _MLP_RATIO:
+        raise ValueError(f"give the feed-forward's width either as hidden ({hidden}) or as "
+                         f"mlp_ratio ({mlp_ratio}), not both")
+    if hidden < 1:
+        raise ValueError(f"the feed-forward needs at least one hidden unit, got {hidden} "
+                         f"(dim {dim}, mlp_ratio {mlp_ratio})")
+    return hidden
+
 
 class FeedForward(nn.Sequential):
-    """The per-position two-layer network: d -> hidden -> d with a ReLU in between."""
+    """The per-position two-layer network: (..., dim) -> (..., hidden) -> activation -> (..., dim).
 
-    def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
-        super().__init__(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+    ``activation`` is a module class (or any factory called with no arguments): ``nn.ReLU`` as
+    in the original Transformer, ``nn.GELU`` in BERT and the Vision Transformer.
+    """
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0,
+                 activation: Callable[[], nn.Module] = nn.ReLU):
+        if isinstance(activation, nn.Module):
+            raise TypeError(f"activation must be a module class such as nn.GELU, called once per "
+                            f"layer; got the module instance {activation}: drop the parentheses")
+        super().__init__(nn.Linear(dim, hidden), activation(), nn.Dropout(dropout),
+                         nn.Linear(hidden, dim))
 
 
 class EncoderLayer(nn.Module):
-    """x -> x + SelfAttention(x) -> + FeedForward, with layer norms (post- or pre-norm)."""
+    """x -> x + SelfAttention(x) -> + FeedForward, with layer norms (post- or pre-norm).
 
-    def __init__(self, dim: int, num_heads: int, hidden: int, *, dropout: float = 0.0,
-                 norm_first: bool = False, fused: bool = False):
+    The feed-forward's width is ``hidden``, or ``int(dim * mlp_ratio)`` when ``hidden`` is not
+    given; ``activation`` is passed to :class:`FeedForward`.
+    """
+
+    def __init__(self, dim: int, num_heads: int, hidden: int | None = None, *,
+                 mlp_ratio: float = _MLP_RATIO, activation: Callable[[], nn.Module] = nn.ReLU,
+                 dropout: float = 0.0, norm_first: bool = False, fused: bool = False):
         super().__init__()
+        hidden = _feed_forward_width(dim, hidden, mlp_ratio)
         self.self_attention = MultiHeadAttention(dim, num_heads, fused=fused)
-        self.feed_forward = FeedForward(dim, hidden, dropout)
+        self.feed_forward = FeedForward(dim, hidden, dropout, activation)
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
         self.norm_first = norm_first
 
-    def _attend(self, x, mask):
-        return self.dropout(self.self_attention(x, x, x, mask))
+    def _attend(self, x, mask, need_weights):
+        if need_weights:  # the manual path, which keeps the weights
+            attended, weights = self.self_attention(x, x, x, mask, need_weights=True)
+        else:
+            attended, weights = self.self_attention(x, x, x, mask), None
+        return self.dropout(attended), weights
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *,
+                need_weights: bool = False):
+        """x (N, L, dim) -> (N, L, dim); with ``need_weights``, ``(output, weights)``, the
+        self-attention weights (N, heads, L, L)."""
         if self.norm_first:
-            x = x + self._attend(self.norm1(x), mask)
-            return x + self.dropout(self.feed_forward(self.norm2(x)))
-        x = self.norm1(x + self._attend(x, mask))
-        return self.norm2(x + self.dropout(self.feed_forward(x)))
+            attended, weights = self._attend(self.norm1(x), mask, need_weights)
+            x = x + attended
+            x = x + self.dropout(self.feed_forward(self.norm2(x)))
+        else:
+            attended, weights = self._attend(x, mask, need_weights)
+            x = self.norm1(x + attended)
+            x = self.norm2(x + self.dropout(self.feed_forward(x)))
+        return (x, weights) if need_weights else x
 
 
 class DecoderLayer(nn.Module):
-    """Causal self-attention, cross-attention into ``memory`` (the encoder output), feed-forward."""
+    """Causal self-attention, cross-attention into ``memory`` (the encoder output), feed-forward.
 
-    def __init__(self, dim: int, num_heads: int, hidden: int, *, dropout: float = 0.0,
-                 norm_first: bool = False, fused: bool = False, max_length: int = 128):
+    ``hidden``, ``mlp_ratio`` and ``activation`` set the feed-forward as in :class:`EncoderLayer`.
+    """
+
+    def __init__(self, dim: int, num_heads: int, hidden: int | None = None, *,
+                 mlp_ratio: float = _MLP_RATIO, activation: Callable[[], nn.Module] = nn.ReLU,
+                 dropout: float = 0.0, norm_first: bool = False, fused: bool = False,
+                 max_length: int = 128):
         super().__init__()
+        hidden = _feed_forward_width(dim, hidden, mlp_ratio)
         self.self_attention = MultiHeadAttention(dim, num_heads, fused=fused, causal=True,
                                                  max_length=max_length)
         self.cross_attention = MultiHeadAttention(dim, num_heads, fused=fused)
-        self.feed_forward = FeedForward(dim, hidden, dropout)
+        self.feed_forward = FeedForward(dim, hidden, dropout, activation)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
         self.norm_first = norm_first
@@ -85,23 +134,29 @@ class DecoderLayer(nn.Module):
 
 
 class Seq2SeqTransformer(nn.Module):
-    """Token ids in, logits over the target vocabulary out; padding id ``pad_id`` is masked."""
+    """Token ids in, logits over the target vocabulary out; padding id ``pad_id`` is masked.
+
+    Every layer's feed-forward has width ``hidden``, or ``int(dim * mlp_ratio)`` when
+    ``hidden`` is not given, and the given ``activation``.
+    """
 
     def __init__(self, *, source_vocab_size: int, target_vocab_size: int, dim: int = 64,
-                 num_heads: int = 4, hidden: int = 256, num_encoder_layers: int = 2,
+                 num_heads: int = 4, hidden: int | None = None, mlp_ratio: float = _MLP_RATIO,
+                 activation: Callable[[], nn.Module] = nn.ReLU, num_encoder_layers: int = 2,
                  num_decoder_layers: int = 2, dropout: float = 0.0, norm_first: bool = False,
                  pad_id: int = 0, max_length: int = 128, fused: bool = False):
         super().__init__()
         self.dim, self.pad_id = dim, pad_id
+        hidden = _feed_forward_width(dim, hidden, mlp_ratio)
+        layer_options = dict(activation=activation, dropout=dropout, norm_first=norm_first,
+                             fused=fused)
         self.source_embedding = nn.Embedding(source_vocab_size, dim)
         self.target_embedding = nn.Embedding(target_vocab_size, dim)
         self.positions = SinusoidalPositionalEncoding(dim, max_length)
-        self.encoder = nn.ModuleList([EncoderLayer(dim, num_heads, hidden, dropout=dropout,
-                                                   norm_first=norm_first, fused=fused)
+        self.encoder = nn.ModuleList([EncoderLayer(dim, num_heads, hidden, **layer_options)
                                       for _ in range(num_encoder_layers)])
-        self.decoder = nn.ModuleList([DecoderLayer(dim, num_heads, hidden, dropout=dropout,
-                                                   norm_first=norm_first, max_length=max_length,
-                                                   fused=fused)
+        self.decoder = nn.ModuleList([DecoderLayer(dim, num_heads, hidden, max_length=max_length,
+                                                   **layer_options)
                                       for _ in range(num_decoder_layers)])
         # Pre-norm stacks end with one more layer norm, as their sub-layers' outputs are raw sums.
         self.encoder_norm = nn.LayerNorm(dim) if norm_first else nn.Identity()

@@ -49,6 +49,7 @@ from course_utils.data import load_dataset
 from course_utils.exercises import lesson01 as checks
 from course_utils.plotting import (plot_confusion_matrix, plot_history, plot_probabilities,
                                    show_images)
+from course_utils.results import record
 from course_utils.training import evaluate, fit
 from course_utils.widgets import temperature_widget
 
@@ -686,6 +687,7 @@ print("verdict: " + ("the two runs agree to float32 rounding" if agree
 # %%
 test_loader = digits.loaders(BATCH_SIZE, seed=cfg.seed)["test"]
 test_loss, test_accuracy = evaluate_split(model, test_loader, cross_entropy)
+record("01", "test accuracy", test_accuracy)  # the lesson's headline number, guarded by the tests
 print(f"test loss {test_loss:.3f} | test accuracy {test_accuracy:.3f} "
       f"on {len(digits.test)} digits never seen in training")
 test_images, test_labels = (tensor.to(cfg.device) for tensor in digits.test.tensors())

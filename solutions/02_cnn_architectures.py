@@ -36,7 +36,6 @@
 
 # %%
 import copy
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -48,10 +47,12 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 import torchvision.transforms.functional as TF
 
 from course_utils import cnn, setup
+from course_utils.cache import train_once
 from course_utils.complexity import count_parameters, format_table, layer_table, total_macs
 from course_utils.data import load_dataset
 from course_utils.exercises import lesson02 as checks
 from course_utils.photos import load_photo, load_photos
+from course_utils.results import record
 from course_utils.plotting import plot_normalization_axes, show_images
 from course_utils.training import evaluate, fit
 from course_utils.widgets import convolution_figure, convolution_widget
@@ -420,6 +421,11 @@ fig.tight_layout()
 # with 3x3 convolutions, batch normalisation and the same width: a shallow plain network, a deep
 # plain network, and the deep network with a shortcut around every pair of layers (identical
 # layers and parameters; only the shortcuts differ).
+#
+# Each network trains once: `train_once` saves it under `data/checkpoints/` with its history,
+# named by a hash of its recipe (sizes, epochs, profile, seed and the code that builds and
+# trains it), and the next run of the lesson loads it instead of training again. Any change
+# to the recipe trains it afresh; `COURSE_RETRAIN=1` forces it.
 
 # %%
 def device_loader(images, labels, *, shuffle):
@@ -436,18 +442,16 @@ def device_loader(images, labels, *, shuffle):
 
 
 digits = load_dataset("digits", seed=cfg.seed)
-digit_loader = device_loader(*digits.train.tensors(), shuffle=True)  # the training split only
+digit_images, digit_labels = digits.train.tensors()  # the training split only
 
 
 def train_on_digits(model):
-    """Train with the same recipe for every network; returns the history and the seconds taken."""
-    torch.manual_seed(cfg.seed)
-    start = time.perf_counter()
+    """Train with the same recipe for every network (and the same order of batches)."""
+    loader = device_loader(digit_images, digit_labels, shuffle=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=DEGRADATION_EPOCHS)
-    history = fit(model, digit_loader, epochs=DEGRADATION_EPOCHS, progress=False,
-                  optimizer=optimizer, scheduler=scheduler)
-    return history, time.perf_counter() - start
+    return fit(model, loader, epochs=DEGRADATION_EPOCHS, progress=False, optimizer=optimizer,
+               scheduler=scheduler)
 
 
 networks, depths = {}, {}
@@ -455,14 +459,18 @@ for name, depth, residual in (("plain, shallow", SHALLOW_DEPTH, False),
                               ("plain, deep", DEEP_DEPTH, False),
                               ("residual, deep", DEEP_DEPTH, True)):
     depths[name] = depth
-    torch.manual_seed(cfg.seed)
-    model = cnn.PlainNet(num_classes=10, in_channels=1, width=DEGRADATION_WIDTH, depth=depth,
-                         residual=residual).to(cfg.device)
-    history, seconds = train_on_digits(model)
+    model, history = train_once(
+        f"digits-{'residual' if residual else 'plain'}-{depth}",
+        recipe={"depth": depth, "residual": residual, "width": DEGRADATION_WIDTH,
+                "epochs": DEGRADATION_EPOCHS, "batch_size": BATCH_SIZE},
+        build=lambda: cnn.PlainNet(num_classes=10, in_channels=1, width=DEGRADATION_WIDTH,
+                                   depth=depth, residual=residual),
+        train=train_on_digits)
     networks[name] = (model, history)
+    record("02", f"{name} train accuracy (digits)", history["train_accuracy"][-1])
     print(f"{name:15s} {depth:2d} layers, {count_parameters(model):7,} parameters: train "
           f"loss {history['train_loss'][-1]:.3f}, train accuracy "
-          f"{history['train_accuracy'][-1]:.3f} ({seconds:.1f} s)")
+          f"{history['train_accuracy'][-1]:.3f}")
 
 # %%
 final_loss = {name: history["train_loss"][-1] for name, (_, history) in networks.items()}
@@ -515,7 +523,7 @@ def gradient_norms(model, images, labels):
             if isinstance(module, nn.Conv2d)]
 
 
-images, labels = next(iter(digit_loader))  # already on cfg.device
+images, labels = next(iter(device_loader(digit_images, digit_labels, shuffle=True)))  # on cfg.device
 fig, ax = plt.subplots(figsize=(8, 4))
 for name in ("plain, deep", "residual, deep"):
     torch.manual_seed(cfg.seed)
@@ -1098,8 +1106,16 @@ def glyph_loader(split, shuffle):
     return device_loader((images - channel_mean) / channel_std, labels, shuffle=shuffle)
 
 
-train_loader = glyph_loader("train", shuffle=True)
 val_loader, test_loader = glyph_loader("val", shuffle=False), glyph_loader("test", shuffle=False)
+
+
+def train_on_glyphs(model):
+    """The one recipe every candidate gets: AdamW, COMPARE_EPOCHS epochs, the same batches."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.05)
+    return fit(model, glyph_loader("train", shuffle=True), val_loader, epochs=COMPARE_EPOCHS,
+               optimizer=optimizer, progress=False)
+
+
 candidates = {
     "VGG-style": lambda: cnn.VGGNet(num_classes=26, widths=(16, 32, 64)),
     "ResNet-style": lambda: cnn.ResNet(num_classes=26, widths=(16, 32, 64), depths=(1, 1, 1)),
@@ -1110,17 +1126,15 @@ candidates = {
 }
 results, histories = {}, {}
 for name, build in candidates.items():
-    torch.manual_seed(cfg.seed)
-    model = build().to(cfg.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.05)
-    start = time.perf_counter()
-    histories[name] = fit(model, train_loader, val_loader, epochs=COMPARE_EPOCHS,
-                          optimizer=optimizer, progress=False)
-    seconds = time.perf_counter() - start
+    model, histories[name] = train_once(
+        "glyphs-" + name.lower().replace(" + ", "-").replace(" ", "-"), build=build,
+        recipe={"num_glyphs": NUM_GLYPHS, "size": GLYPH_SIZE, "epochs": COMPARE_EPOCHS,
+                "batch_size": BATCH_SIZE, "lr": LEARNING_RATE},
+        train=train_on_glyphs)
     test = evaluate(model, test_loader)
     macs = total_macs(model, (1, 3, GLYPH_SIZE, GLYPH_SIZE))
-    results[name] = (count_parameters(model), macs, seconds,
-                     histories[name]["val_accuracy"][-1], test["accuracy"])
+    results[name] = (count_parameters(model), macs, histories[name]["seconds"],
+                     histories[name]["val_accuracy"][-1], record("02", f"{name} test accuracy", test["accuracy"]))
 
 print(f"{'model':16s}{'parameters':>12s}{'MMACs':>8s}{'train s':>9s}{'val acc':>9s}{'test acc':>10s}")
 for name, (params, macs, seconds, val_accuracy, test_accuracy) in results.items():

@@ -52,9 +52,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from course_utils import setup
 from course_utils.attention import MultiHeadAttention, causal_mask
+from course_utils.cache import train_once
 from course_utils.exercises import lesson03 as checks
 from course_utils.numberwords import english, french, split_numbers, vocabularies
 from course_utils.recurrent import RecurrentTranslator, exact_matches, train_translator
+from course_utils.results import record
 from course_utils.widgets import attention_query_figure, attention_query_widget, word_attention
 
 cfg = setup(seed=0)
@@ -123,20 +125,29 @@ print(f"training tensors: sources {tuple(train_source.shape)}, targets {tuple(tr
 # which one translates held-out numbers better, and on which sources?
 
 # %%
+def train_on_numbers(model):
+    losses = train_translator(model, train_source, train_target, epochs=EPOCHS,
+                              batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, seed=cfg.seed)
+    return {"step_loss": losses.tolist()}
+
+
 translators, losses, correct = {}, {}, {}
 for name, use_attention in (("fixed context", False), ("attention", True)):
-    torch.manual_seed(cfg.seed)
-    translators[name] = RecurrentTranslator(
-        source_vocab_size=len(french_vocab), target_vocab_size=len(english_vocab),
-        hidden_size=HIDDEN_SIZE, use_attention=use_attention).to(cfg.device)
-    start = time.perf_counter()
-    losses[name] = train_translator(translators[name], train_source, train_target, epochs=EPOCHS,
-                                    batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE,
-                                    seed=cfg.seed).numpy()
-    seconds = time.perf_counter() - start
+    # Trained once, then loaded from data/checkpoints/ on the next run (lesson 02 explains).
+    translators[name], trained = train_once(
+        "numbers-gru-" + ("attention" if use_attention else "fixed"),
+        recipe={"max_number": MAX_NUMBER, "training_numbers": len(train_source),
+                "hidden_size": HIDDEN_SIZE, "epochs": EPOCHS, "batch_size": BATCH_SIZE,
+                "learning_rate": LEARNING_RATE},
+        build=lambda: RecurrentTranslator(
+            source_vocab_size=len(french_vocab), target_vocab_size=len(english_vocab),
+            hidden_size=HIDDEN_SIZE, use_attention=use_attention),
+        train=train_on_numbers)
+    losses[name] = np.array(trained["step_loss"])
     correct[name] = exact_matches(translators[name], test_source, test_target).numpy()
+    record("03", f"{name}: held-out numbers translated exactly", correct[name].mean())
     print(f"{name:14s}: final training loss {losses[name][-20:].mean():.3f}, held-out numbers "
-          f"translated exactly {correct[name].mean():.1%} ({seconds:.0f} s)")
+          f"translated exactly {correct[name].mean():.1%} (training took {trained['seconds']:.0f} s)")
 print(f"({len(losses[name]):,} training steps in {EPOCHS} epoch(s), one seed; the fixed context is "
       f"one vector of {HIDDEN_SIZE} numbers)")
 
@@ -415,23 +426,25 @@ fig.tight_layout()
 #
 # ### Exercise 3: multi-head self-attention
 #
-# Use the names `q_proj`, `k_proj`, `v_proj`, `out_proj` (four `nn.Linear(d, d)` with biases),
-# so that the check can load its weights into your module. In `forward`, for x of shape
-# (N, L, d): project; split each projection into heads, (N, L, d) -> (N, L, h, d/h) ->
-# (N, h, L, d/h); attend with your `scaled_dot_product_attention`; put the heads back side by
-# side, (N, h, L, d/h) -> (N, L, d); apply `out_proj`.
+# `MultiHeadSelfAttention(dim, num_heads)` works on vectors of size `dim` ($d$ above) split
+# into `num_heads` ($h$) heads of `dim // num_heads` features each. Use the names `q_proj`,
+# `k_proj`, `v_proj`, `out_proj` (four `nn.Linear(dim, dim)` with biases), so that the check
+# can load its weights into your module. In `forward`, for x of shape (N, L, dim): project;
+# split each projection into heads, (N, L, dim) -> (N, L, h, dim/h) -> (N, h, L, dim/h); attend
+# with your `scaled_dot_product_attention`; put the heads back side by side,
+# (N, h, L, dim/h) -> (N, L, dim); apply `out_proj`.
 
 # %%
 class MultiHeadSelfAttention(nn.Module):
-    def __init__(self, embed_dim: int, num_heads: int):
+    def __init__(self, dim: int, num_heads: int):
         super().__init__()
         self.num_heads = num_heads
         # TODO: q_proj, k_proj, v_proj, out_proj
         ### BEGIN SOLUTION
-        self.q_proj = nn.Linear(embed_dim, embed_dim)
-        self.k_proj = nn.Linear(embed_dim, embed_dim)
-        self.v_proj = nn.Linear(embed_dim, embed_dim)
-        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
         ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -49,12 +49,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from course_utils import setup
 from course_utils.attention import MultiHeadAttention
+from course_utils.cache import train_once
 from course_utils.exercises import lesson04 as checks
 from course_utils.numberwords import CharVocabulary, english, french, split_numbers, vocabularies
+from course_utils.results import record
+from course_utils.training import fit
 from course_utils.transformer import EncoderLayer, FeedForward, Seq2SeqTransformer, beam_search
 from course_utils.widgets import cross_attention_figure, translation_widget, word_attention
 
@@ -436,9 +440,9 @@ print(f"average length of a positional encoding: {mean_length(model.positions.ta
 # $\sqrt{2d}$ times the positions' (printed too): the positions would be a small ripple on top
 # of them, and the model would first have to learn to shrink the embeddings before it could
 # tell positions apart, spending part of a small training budget on it. (Try it:
-# re-initialise `model.source_embedding` and `model.target_embedding` with
-# `nn.init.normal_(..., std=1.0)` after `make_translator()`, train again and compare the
-# accuracy of section 5.)
+# re-initialise `source_embedding` and `target_embedding` with `nn.init.normal_(..., std=1.0)`
+# inside `make_translator()`, run section 4 again and compare the accuracy of section 5; the
+# changed code is a new recipe, so it trains instead of loading the cached translator.)
 #
 # ### Post-norm or pre-norm, measured
 #
@@ -539,41 +543,48 @@ print(f"with Xavier's initialisation this run {'shows' if reproduced else 'does 
 # while Adam's statistics settle. Our translator uses pre-norm, as lesson 05's ViT will. (Try
 # it: build `make_translator()` with `norm_first=False` and compare.)
 #
-# Training is the teacher-forced loop of section 3: AdamW with a one-cycle schedule (a short
-# warm-up, then a decay), gradient clipping, and a cross-entropy that ignores padded labels.
+# Training runs lesson 01's loop, `course_utils.training.fit`; only the step differs for a
+# translator. A classifier's step was "logits of the images, cross-entropy with the labels";
+# this one is the teacher forcing of section 3, a cross-entropy over every position that
+# ignores padded labels, and `fit` takes it as its `step=` argument. Around it: AdamW, a
+# one-cycle schedule (a short warm-up, then a decay) stepped after every batch, and gradient
+# clipping. The numbers are encoded once and kept on `cfg.device`, where each batch is
+# gathered in one indexing step, as in lesson 02.
 
 # %%
-def train(model, numbers):
-    order = np.random.default_rng(cfg.seed)
-    steps = EPOCHS * math.ceil(len(numbers) / BATCH_SIZE)
+def translation_step(model, batch):
+    """Teacher forcing: the mean cross-entropy per character of a batch (source, labels)."""
+    source, labels = batch
+    logits = model(source, shift_right(labels, CharVocabulary.BOS))
+    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=CharVocabulary.PAD)
+
+
+def train(model):
+    """Train on the training numbers; returns fit's history (step_loss: every step's loss)."""
+    dataset = TensorDataset(*(tensor.to(cfg.device) for tensor in encode_numbers(train_numbers)))
+    order = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed))
+    loader = DataLoader(dataset, sampler=BatchSampler(order, BATCH_SIZE, drop_last=False),
+                        batch_size=None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LEARNING_RATE,
-                                                   total_steps=steps, pct_start=0.15)
-    losses = []
-    model.train()
-    for epoch in range(EPOCHS):
-        shuffled = order.permutation(numbers)
-        for start in range(0, len(shuffled), BATCH_SIZE):
-            source, labels = encode_numbers(shuffled[start:start + BATCH_SIZE])
-            source, labels = source.to(cfg.device), labels.to(cfg.device)
-            logits = model(source, shift_right(labels, CharVocabulary.BOS))
-            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=CharVocabulary.PAD)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
+                                                   total_steps=EPOCHS * len(loader), pct_start=0.15)
+    history = fit(model, loader, epochs=EPOCHS, optimizer=optimizer, step=translation_step,
+                  scheduler=schedule, scheduler_interval="step", clip_grad_norm=1.0,
+                  progress=False)
     model.eval()
-    return losses
+    return history
 
 
-start = time.perf_counter()
-losses = train(model, train_numbers)
-training_seconds = time.perf_counter() - start
+# Trained once, then loaded from data/checkpoints/ on the next run (see lesson 02).
+model, history = train_once(
+    "numbers-transformer", build=make_translator, train=train,
+    recipe={"max_number": MAX_NUMBER, "training_numbers": len(train_numbers), "dim": DIM,
+            "heads": NUM_HEADS, "hidden": HIDDEN, "layers": NUM_LAYERS, "epochs": EPOCHS,
+            "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE})
+losses = np.array(history["step_loss"])
 print(f"{EPOCHS} epoch{'s' if EPOCHS > 1 else ''}, {len(losses):,} steps of {BATCH_SIZE}: "
-      f"{training_seconds:.0f} s; "
-      f"final training loss {np.mean(losses[-20:]):.4f} per character")
+      f"{history['seconds']:.0f} s, {np.mean(history['samples_per_second']):,.0f} numbers per "
+      f"second; final training loss {np.mean(losses[-20:]):.4f} per character")
 
 fig, ax = plt.subplots(figsize=(7, 3.4))
 window = min(10, len(losses))
@@ -658,6 +669,7 @@ translations = translate(test_numbers)
 decoding_seconds = time.perf_counter() - start
 expected = [english(int(n)) for n in test_numbers]
 correct = np.array([got == want for got, want in zip(translations, expected)])
+record("04", "held-out numbers translated exactly (greedy)", correct.mean())
 print(f"exact translations of {len(test_numbers):,} held-out numbers: {correct.mean():.1%} "
       f"({correct.sum():,} right; decoding took {decoding_seconds:.1f} s)")
 

@@ -110,6 +110,14 @@ def test_multi_head_attention_gradients_match_torch():
     assert torch.allclose(in_grad, reference.in_proj_weight.grad, atol=1e-5)
 
 
+def test_multi_head_attention_sizes_are_called_dim_and_head_dim():
+    attention = MultiHeadAttention(dim=12, num_heads=3)
+    assert (attention.dim, attention.num_heads, attention.head_dim) == (12, 3, 4)
+    assert attention.q_proj.weight.shape == (12, 12)
+    with pytest.raises(TypeError, match="embed_dim"):
+        MultiHeadAttention(embed_dim=12, num_heads=3)
+
+
 def test_multi_head_attention_rejects_bad_sizes():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(10, 3)

@@ -25,7 +25,7 @@ def test_unknown_profile_says_what_is_allowed(monkeypatch):
 def test_device_falls_back_to_cpu_and_refuses_missing_cuda(monkeypatch):
     monkeypatch.delenv(config.DEVICE_ENV_VAR, raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(config, "_mps_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert config.choose_device() == torch.device("cpu")
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
         config.choose_device("cuda")

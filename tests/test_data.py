@@ -1,4 +1,6 @@
+import collections
 import json
+import time
 import urllib.error
 
 import numpy as np
@@ -28,29 +30,155 @@ def test_digits_splits_and_items():
 
 
 def test_splits_are_fixed_by_the_seed_disjoint_and_complete():
+    from sklearn.datasets import load_digits
+
     first, second = data.load_dataset("digits", seed=1), data.load_dataset("digits", seed=1)
     assert torch.equal(first.test.images, second.test.images)
     assert not torch.equal(first.test.images, data.load_dataset("digits", seed=2).test.images)
-    # Tag every image with its index in the last pixel row to follow it through the split.
-    images = torch.zeros(300, 1, 4, 4, dtype=torch.uint8)
-    images[:, 0, 0, 0], images[:, 0, 0, 1] = torch.arange(300) // 256, torch.arange(300) % 256
-    splits = data._split("tagged", images, torch.zeros(300), ["a"], val_fraction=0.2,
-                         test_fraction=0.1, seed=0)
-    ids = [set((part.images[:, 0, 0, 0].int() * 256 + part.images[:, 0, 0, 1].int()).tolist())
-           for part in (splits.train, splits.val, splits.test)]
-    assert [len(part) for part in ids] == [210, 60, 30]
-    assert set.union(*ids) == set(range(300)) and sum(map(len, ids)) == 300
+    # Every (image, label) of the original data lands in exactly one split: same multiset.
+    bunch = load_digits()
+    original = collections.Counter(
+        (bytes(np.round(image * (255 / 16)).astype(np.uint8)), int(label))
+        for image, label in zip(bunch.images, bunch.target))
+    splits = data.load_dataset("digits", val_fraction=0.2, test_fraction=0.1, seed=0)
+    assert [len(part) for part in (splits.train, splits.val, splits.test)] == [1258, 359, 180]
+    together = collections.Counter(
+        (bytes(image.numpy()), int(label)) for part in (splits.train, splits.val, splits.test)
+        for image, label in zip(part.images, part.labels))
+    assert together == original
 
 
 def test_loaders_shuffle_only_train_and_repeat_with_the_seed():
     splits = data.load_dataset("digits")
     first = next(iter(splits.loaders(32, seed=3)["train"]))[1]
+    torch.manual_seed(123)  # the global generator has no say in the order
     again = next(iter(splits.loaders(32, seed=3)["train"]))[1]
     assert torch.equal(first, again)
+    assert not torch.equal(first, next(iter(splits.loaders(32, seed=4)["train"]))[1])
+    assert not torch.equal(first, splits.train.labels[:32])
     val_batch = next(iter(splits.loaders(32)["val"]))[1]
     assert torch.equal(val_batch, splits.val.labels[:32])
     with pytest.raises(ValueError, match="batch_size"):
         splits.loaders(0)
+
+
+def test_train_transform_reaches_train_only_and_changes_no_split():
+    splits = data.load_dataset("digits")
+    stored = splits.train.images.clone()
+    loaders = splits.loaders(64, train_transform=lambda image: image + 1)
+    train_images, _ = next(iter(loaders["train"]))
+    assert train_images.min() >= 1  # every training image went through the transform
+    for name in ("val", "test"):
+        images, _ = next(iter(loaders[name]))
+        assert images.max() <= 1, f"{name} was transformed"
+    assert torch.equal(splits.train.images, stored) and splits.train[0][0].max() <= 1
+    with pytest.raises(TypeError, match="transform must be a function"):
+        splits.loaders(64, train_transform="flip")
+
+
+def test_in_place_transforms_change_neither_the_stored_images_nor_the_other_view():
+    images = torch.rand(6, 1, 8, 8)
+    stored = images.clone()
+    dataset = torch.utils.data.TensorDataset(images, torch.arange(6))  # items are the stored tensors
+
+    def cutout(image):  # in place, as a learner may well write it
+        image[:, :4, :4] = 0.5
+        return image
+
+    image, label = data.Transformed(dataset, cutout)[3]
+    assert torch.all(image[:, :4, :4] == 0.5) and label == 3
+    assert torch.equal(images, stored) and len(data.Transformed(dataset, cutout)) == 6
+    first, second, _ = data.TwoViews(dataset, lambda image: image.add_(1))[2]
+    assert torch.equal(first, stored[2] + 1) and torch.equal(second, stored[2] + 1)
+    assert torch.equal(images, stored)
+
+
+def test_two_views_are_independent_augmentations_of_one_image(data_dir):
+    import torchvision.transforms.v2 as T
+
+    splits = data.load_dataset("glyphs", num_images=52, seed=0)
+    augment = T.Compose([T.RandomResizedCrop(32, scale=(0.3, 1.0)), T.RandomHorizontalFlip()])
+    views = data.TwoViews(splits.train, augment)
+    assert len(views) == len(splits.train)
+    torch.manual_seed(0)
+    first, second, label = views[0]
+    assert first.shape == second.shape == (3, 32, 32) and label == splits.train.labels[0]
+    assert not torch.equal(first, second)
+    view1, view2, labels = next(iter(data.make_loader(views, 8)))
+    assert view1.shape == view2.shape == (8, 3, 32, 32)
+    assert torch.equal(labels, splits.train.labels[:8])
+    # Identity "augmentations" give back the image itself, twice.
+    plain = data.TwoViews(splits.train, lambda image: image)[5]
+    assert torch.equal(plain[0], splits.train[5][0]) and torch.equal(plain[1], plain[0])
+    with pytest.raises(TypeError, match="transform must be a function"):
+        data.TwoViews(splits.train, None)
+
+
+def test_make_loader_is_seeded_and_keeps_whole_batches_when_asked():
+    dataset = torch.utils.data.TensorDataset(torch.arange(10))
+    orders = [torch.cat([batch for batch, in data.make_loader(dataset, 4, shuffle=True, seed=seed)])
+              for seed in (0, 0, 1)]
+    assert torch.equal(orders[0], orders[1]) and not torch.equal(orders[0], orders[2])
+    assert sorted(orders[0].tolist()) == list(range(10))
+    in_order = [batch.tolist() for batch, in data.make_loader(dataset, 4)]
+    assert in_order == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    whole = [len(batch) for batch, in data.make_loader(dataset, 4, shuffle=True, drop_last=True)]
+    assert whole == [4, 4]
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            data.make_loader(dataset, bad)
+
+
+def test_labels_per_class_picks_k_of_each_class_nested_and_seeded():
+    labels = torch.arange(100) % 4  # 25 of each of 4 classes
+    chosen = data.labels_per_class(labels, 3, seed=0)
+    assert chosen.dtype == torch.int64 and torch.equal(chosen, chosen.sort().values)
+    assert torch.bincount(labels[chosen]).tolist() == [3, 3, 3, 3]
+    assert len(set(chosen.tolist())) == 12
+    assert torch.equal(chosen, data.labels_per_class(labels.numpy(), np.int64(3), seed=0))
+    assert not torch.equal(chosen, data.labels_per_class(labels, 3, seed=1))
+    larger = data.labels_per_class(labels, 10, seed=0)
+    assert set(chosen.tolist()) <= set(larger.tolist())  # budgets grow by adding examples
+    everything = data.labels_per_class(labels, 25, seed=0)
+    assert torch.equal(everything, torch.arange(100))
+
+
+@pytest.mark.parametrize("labels, k, message", [
+    ([0, 0, 1, 1, 1, 2], 2, r"fewer examples: 2 \(1\)\. Use k <= 1"),
+    ([0, 0, 2, 2], 1, r"fewer examples: 1 \(0\)"),  # a class missing altogether
+    ([0, 1], 0, "positive integer"),
+    ([0, 1], 1.0, "positive integer"),
+    ([0.0, 1.0], 1, "class indices"),
+    ([], 1, "non-empty"),
+    ([-1, 0], 1, ">= 0"),
+])
+def test_labels_per_class_refuses_what_it_cannot_do(labels, k, message):
+    with pytest.raises(ValueError, match=message):
+        data.labels_per_class(labels, k, seed=0)
+
+
+def test_split_labelled_keeps_k_per_class_and_the_rest_as_a_pool():
+    train = data.load_dataset("digits").train
+    labelled, unlabelled = data.split_labelled(train, 5, seed=0)
+    assert isinstance(labelled, data.ImageDataset) and isinstance(unlabelled, data.ImageDataset)
+    assert torch.bincount(labelled.labels).tolist() == [5] * 10
+    assert len(labelled) + len(unlabelled) == len(train)
+    chosen = data.labels_per_class(train.labels, 5, seed=0)
+    assert torch.equal(labelled.images, train.images[chosen])
+    # Together the two are the training split, each image once.
+    rows = lambda part: collections.Counter(map(bytes, part.images.numpy()))  # noqa: E731
+    assert rows(labelled) + rows(unlabelled) == rows(train)
+    with pytest.raises(TypeError, match="needs an ImageDataset"):
+        data.split_labelled(torch.utils.data.TensorDataset(train.images), 5, seed=0)
+
+
+def test_subset_copies_the_chosen_images():
+    train = data.load_dataset("digits").train
+    part = train.subset([4, 0, 4])
+    assert torch.equal(part.images, train.images[[4, 0, 4]])
+    assert part.labels.tolist() == train.labels[[4, 0, 4]].tolist()
+    with pytest.raises(ValueError, match="1-D"):
+        train.subset([[0, 1]])
 
 
 def test_unknown_dataset_names_the_alternatives():
@@ -70,7 +198,7 @@ def test_impossible_split_fractions(val, test, message):
 
 def test_too_few_items_for_the_splits():
     with pytest.raises(ValueError, match="a split would be empty"):
-        data.split_sizes(3, 0.1, 0.1)
+        data.load_dataset("digits", val_fraction=0.0001)  # 0.18 of an image
 
 
 def test_num_images_only_and_always_for_glyphs():
@@ -91,23 +219,24 @@ def test_faces():
 def test_glyph_cache_is_written_reused_and_repaired(data_dir):
     splits = data.load_dataset("glyphs", num_images=260, seed=4)
     assert splits.image_shape == (3, 32, 32) and splits.num_classes == 26
-    path = data.glyphs_cache_path(260, 4)
+    [path] = (data_dir / "glyphs").glob("*.npz")
     record = json.loads(path.with_name(path.name + ".sha256.json").read_text())
     assert record["sha256"] == storage.sha256_of(path.read_bytes())
-    images, labels = data.load_glyph_arrays(260, seed=4)
+    images = storage.load_arrays(path)["images"]
     assert images.shape == (260, 32, 32, 3) and images.dtype == np.uint8
     # Damage the cache: it is detected, reported, regenerated identically and replaced.
     payload = bytearray(path.read_bytes())
     payload[-50] ^= 0xFF
     path.write_bytes(bytes(payload))
-    with pytest.warns(UserWarning, match="does not match its checksum.*Regenerating"):
-        repaired, _ = data.load_glyph_arrays(260, seed=4)
-    assert np.array_equal(repaired, images)
-    assert storage.load_arrays(path)["images"].shape == images.shape
+    with pytest.warns(UserWarning, match="does not match its checksum.*Regenerating") as warned:
+        repaired = data.load_dataset("glyphs", num_images=260, seed=4)
+    assert warned[0].filename == __file__  # reported at the line that loaded the dataset
+    assert torch.equal(repaired.train.images, splits.train.images)
+    assert np.array_equal(storage.load_arrays(path)["images"], images)
     # A missing cache is simply regenerated.
     path.unlink()
-    regenerated, _ = data.load_glyph_arrays(260, seed=4)
-    assert np.array_equal(regenerated, images)
+    regenerated = data.load_dataset("glyphs", num_images=260, seed=4)
+    assert torch.equal(regenerated.test.images, splits.test.images)
 
 
 def test_offline_dataset_not_downloaded_says_what_to_run(data_dir):
@@ -145,9 +274,7 @@ def test_torchvision_dataset_from_disk(data_dir, monkeypatch):
 
 
 def test_twenty_thousand_glyphs_load_from_cache_in_under_two_seconds(data_dir):
-    import time
-
-    data.load_glyph_arrays(20_000, seed=0)  # generates and caches
+    data.load_dataset("glyphs", num_images=20_000, seed=0)  # generates and caches
     start = time.perf_counter()
     splits = data.load_dataset("glyphs", num_images=20_000, seed=0)
     seconds = time.perf_counter() - start

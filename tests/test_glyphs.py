@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import glyphs
-from course_utils.glyphs import LETTERS, font_paths, generate_glyphs
+from course_utils.glyphs import LETTERS, font_paths, generate_glyphs, glyph_masks
 
 TIME_LIMIT_S = 20.0
 
@@ -141,23 +140,33 @@ def test_fonts_are_text_fonts():
     assert all(path.is_file() for path in font_paths())
 
 
-@pytest.mark.parametrize("path", font_paths(), ids=lambda path: path.name)
-def test_every_font_renders_every_letter(path):
-    bitmaps = glyphs._render_letters(path, 40)
-    assert len(bitmaps) == 26
-    for letter, bitmap in zip(LETTERS, bitmaps):
-        assert bitmap.size > 0 and bitmap.max() > 0.5, f"{path.name} draws no {letter}"
-    assert len({(bitmap.shape, bitmap.tobytes()) for bitmap in bitmaps}) == 26, (
-        f"{path.name} draws the same shape for different letters")
+@pytest.fixture(scope="module")
+def masks():
+    return glyph_masks(64).numpy()
 
 
-def test_glyph_masks_have_ink_inside_the_square():
-    masks = glyphs._glyph_masks(64).numpy()
-    assert masks.shape == (len(font_paths()), 26, 64, 64)
-    assert (masks.max(axis=(2, 3)) > 0.5).all()
+@pytest.mark.parametrize("index, name", list(enumerate(path.name for path in font_paths())))
+def test_every_font_draws_every_letter_distinctly(masks, index, name):
+    letters = masks[index]
+    for letter, mask in zip(LETTERS, letters):
+        assert mask.max() > 0.5, f"{name} draws no {letter}"
+    assert len({mask.tobytes() for mask in letters}) == 26, (
+        f"{name} draws the same shape for different letters")
+
+
+def test_glyph_masks_have_ink_inside_the_square(masks):
+    assert masks.shape == (len(font_paths()), 26, 64, 64) and masks.dtype == np.float32
     border = np.concatenate([masks[..., 0, :], masks[..., -1, :], masks[..., :, 0],
                              masks[..., :, -1]], axis=-1)
     assert border.max() == 0, "a letter touches the edge of its square and would be clipped"
+    # Same capital height in every font: "I" stays narrow and "W" wide.
+    widths = (masks > 0.5).any(axis=2).sum(axis=-1)  # (fonts, 26)
+    assert (widths[:, LETTERS.index("I")] < widths[:, LETTERS.index("W")]).all()
+    copy = glyph_masks(64)
+    copy.zero_()
+    assert glyph_masks(64).max() > 0.5, "glyph_masks must hand out a copy"
+    with pytest.raises(ValueError, match="resolution must be an integer >= 16"):
+        glyph_masks(8)
 
 
 @pytest.mark.parametrize("num_images", [2600, 2601])

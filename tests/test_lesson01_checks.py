@@ -3,6 +3,7 @@ import re
 import pytest
 import torch
 
+from course_utils.checks import Case, gradient_of
 from course_utils.exercises import lesson01
 
 from exercise_attempts import assert_undone_wrong_and_right  # tests/exercise_attempts.py
@@ -49,29 +50,39 @@ def test_undone_wrong_and_right(check, reference, wrong, hint, capsys):
     assert_undone_wrong_and_right(check, reference, wrong, hint, capsys)
 
 
-SLIPS = [(check, reference, name, slip, advice)
-         for check, reference, table in [
-             (lesson01.check_softmax, lesson01.softmax, lesson01.SOFTMAX_SLIPS),
-             (lesson01.check_log_softmax, lesson01.log_softmax, lesson01.LOG_SOFTMAX_SLIPS),
-             (lesson01.check_nll_loss, lesson01.nll_loss, lesson01.NLL_SLIPS),
-             (lesson01.check_cross_entropy, lesson01.cross_entropy, lesson01.CROSS_ENTROPY_SLIPS),
-             (lesson01.check_cross_entropy_grad, lesson01.cross_entropy_grad,
-              lesson01.GRADIENT_SLIPS)]
-         for name, (slip, advice) in table.items()]
+SLIP_TABLES = [
+    (lesson01.check_softmax, lesson01.softmax, lesson01.SOFTMAX_SLIPS),
+    (lesson01.check_log_softmax, lesson01.log_softmax, lesson01.LOG_SOFTMAX_SLIPS),
+    (lesson01.check_nll_loss, lesson01.nll_loss, lesson01.NLL_SLIPS),
+    (lesson01.check_cross_entropy, lesson01.cross_entropy, lesson01.CROSS_ENTROPY_SLIPS),
+    (lesson01.check_cross_entropy_grad, lesson01.cross_entropy_grad, lesson01.GRADIENT_SLIPS),
+]
+SLIPS = [(check, reference, slip) for check, reference, table in SLIP_TABLES for slip in table]
+# The loss slips with sizes in their hints all fail first on the batch of 6 with 4 classes.
+BATCH_OF_6 = Case("a batch of 6", (torch.zeros(6, 4), torch.zeros(6, dtype=torch.long)))
 
 
-@pytest.mark.parametrize("check, reference, name, slip, advice", SLIPS,
-                         ids=[f"{s[1].__name__}: {s[2]}" for s in SLIPS])
-def test_each_slip_is_named(check, reference, name, slip, advice, capsys):
+@pytest.mark.parametrize("check, reference, slip", SLIPS,
+                         ids=[f"{s[1].__name__}: {s[2].name}" for s in SLIPS])
+def test_each_slip_is_named(check, reference, slip, capsys):
     """The learner's function is the slip's own variant: the check names that slip, no other."""
-    assert check(slip) is reference
+    assert check(slip.fn) is reference
     out = _squeezed(capsys.readouterr().out)
-    # The loss slips with sizes in their advice all fail first on the batch of 6 with 4 classes.
-    assert _squeezed(advice.format(n=6, k=4)) in out
-    others = [other for table in (lesson01.SOFTMAX_SLIPS, lesson01.LOG_SOFTMAX_SLIPS,
-                                  lesson01.NLL_SLIPS, lesson01.GRADIENT_SLIPS)
-              for _, other in table.values() if other != advice]
-    assert not any(_squeezed(other.format(n=6, k=4)) in out for other in others)
+    hint = slip.hint_on(BATCH_OF_6)
+    assert _squeezed(hint) in out
+    others = {other.hint_on(BATCH_OF_6) for _, _, table in SLIP_TABLES for other in table} - {hint}
+    assert not any(_squeezed(other) in out for other in others)
+
+
+def test_an_error_reproduced_by_a_slip_is_named(capsys):
+    def gradient_with_a_guessed_one_hot(logits, targets):
+        one_hot = torch.nn.functional.one_hot(targets)  # too narrow for the batch of one
+        return (lesson01.softmax(logits) - one_hot) / len(targets)
+
+    assert lesson01.check_cross_entropy_grad(gradient_with_a_guessed_one_hot) is lesson01.cross_entropy_grad
+    out = capsys.readouterr().out
+    assert "raised RuntimeError" in out and "case 'a batch of one'" in out
+    assert "pass num_classes=logits.shape[-1]" in out
 
 
 def test_log_probabilities_from_softmax_are_named_not_blamed_on_max(capsys):
@@ -110,7 +121,7 @@ def test_an_unknown_mistake_gets_the_cases_recipe_and_no_slip(capsys):
     assert lesson01.check_softmax(lambda logits: torch.ones_like(logits) / 2) is lesson01.softmax
     out = _squeezed(capsys.readouterr().out)
     assert _squeezed(lesson01.SOFTMAX_RECIPE) in out
-    assert not any(_squeezed(advice) in out for _, advice in lesson01.SOFTMAX_SLIPS.values())
+    assert not any(_squeezed(slip.hint) in out for slip in lesson01.SOFTMAX_SLIPS)
 
 
 def test_references_match_torch():
@@ -121,6 +132,5 @@ def test_references_match_torch():
     assert torch.allclose(lesson01.log_softmax(logits), torch.log_softmax(logits, -1), atol=1e-5)
     assert torch.allclose(lesson01.cross_entropy(logits, targets),
                           torch.nn.functional.cross_entropy(logits, targets), atol=1e-5)
-    logits.requires_grad_(True)
-    grad, = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, targets), logits)
-    assert torch.allclose(lesson01.cross_entropy_grad(logits.detach(), targets), grad, atol=1e-6)
+    grad = gradient_of(torch.nn.functional.cross_entropy, logits, targets)
+    assert torch.allclose(lesson01.cross_entropy_grad(logits, targets), grad, atol=1e-6)

@@ -3,8 +3,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.checks import gradient_of
 from course_utils.cnn import BasicBlock, SqueezeExcite
 from course_utils.exercises import lesson02
+from course_utils.exercises import lesson02_arithmetic as arithmetic
+from course_utils.exercises import lesson02_layers as layers
 
 from exercise_attempts import assert_undone_wrong_and_right  # tests/exercise_attempts.py
 
@@ -36,10 +39,9 @@ def test_receptive_field_matches_gradient_footprint():
     net = nn.Sequential(*[nn.Conv2d(1, 1, k, stride=s, bias=False) for k, s in layers])
     for conv in net:
         nn.init.constant_(conv.weight, 1.0)
-    x = torch.zeros(1, 1, 64, 64, requires_grad=True)
-    out = net(x)
-    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
-    rows = torch.nonzero(x.grad[0, 0].sum(dim=1))
+    centre = net(torch.zeros(1, 1, 64, 64)).shape[-1] // 2
+    footprint = gradient_of(lambda x: net(x)[0, 0, centre, centre], torch.zeros(1, 1, 64, 64))
+    rows = torch.nonzero(footprint[0, 0].sum(dim=1))
     assert rows.max() - rows.min() + 1 == lesson02.receptive_field(layers)
 
 
@@ -149,59 +151,98 @@ def test_slips_found_by_a_learner_are_caught_and_explained(capsys):
     assert "parameters: expected 23,296 but got 23,232" in said(capsys)
 
 
-# ---- each diagnosed slip is named (and only the advice for that slip is shown) ---------------
+# ---- each diagnosed slip is named (and only the hint for that slip is shown) -----------------
 
-def _size_with(slip):
-    return next(variant for variant, advice in lesson02._SIZE_SLIPS if slip in advice)
-
-
-@pytest.mark.parametrize("variant, advice", lesson02._SIZE_SLIPS, ids=range(len(lesson02._SIZE_SLIPS)))
-def test_each_output_size_slip_is_named(variant, advice, capsys):
-    assert lesson02.check_conv_output_size(lambda *args: variant(*args)) is lesson02.conv_output_size
+@pytest.mark.parametrize("slip", arithmetic.SIZE_SLIPS, ids=lambda slip: slip.name)
+def test_each_output_size_slip_is_named(slip, capsys):
+    assert lesson02.check_conv_output_size(slip.fn) is lesson02.conv_output_size
     out = said(capsys)
-    assert advice in out
-    others = [other for _, other in lesson02._SIZE_SLIPS if other != advice]
-    assert not any(other in out for other in others)
+    assert slip.hint in out
+    assert not any(other.hint in out for other in arithmetic.SIZE_SLIPS if other is not slip)
 
 
 def test_a_float_answer_is_named_as_a_float(capsys):
     lesson02.check_conv_output_size(lambda *args: float(lesson02.conv_output_size(*args)))
     out = said(capsys)
-    assert "the float 56.0" in out and "expected 56 but got 56" not in out
+    assert "the float 5.0" in out and "expected 5 but got 5" not in out
 
 
-def test_two_slips_at_once_fall_back_to_the_formula(capsys):
+def test_two_slips_at_once_are_named_one_at_a_time(capsys):
     def two_slips(size, kernel_size, stride=1, padding=0, dilation=1):
         return (size + padding - kernel_size) // stride  # padding once and no + 1
+
+    def one_slip_left(size, kernel_size, stride=1, padding=0, dilation=1):
+        return (size + padding - kernel_size) // stride + 1
+
+    hints = {slip.name: slip.hint for slip in arithmetic.SIZE_SLIPS}
     lesson02.check_conv_output_size(two_slips)
     out = said(capsys)
-    assert "span = dilation * (kernel_size - 1) + 1" in out
-    assert not any(advice in out for _, advice in lesson02._SIZE_SLIPS)
-
-
-@pytest.mark.parametrize("part, slips", [(0, lesson02._COST_PARAM_SLIPS), (1, lesson02._COST_MAC_SLIPS)])
-def test_each_conv_cost_slip_is_named(part, slips, capsys):
-    for variant, advice in slips:
-        def attempt(*args, variant=variant):
-            right, slipped = lesson02.conv_cost(*args), variant(*args)
-            return tuple(slipped[i] if i == part else right[i] for i in range(2))
-        lesson02.check_conv_cost(attempt)
-        assert advice in said(capsys)
-
-
-@pytest.mark.parametrize("variant, advice", lesson02._FIELD_SLIPS, ids=range(len(lesson02._FIELD_SLIPS)))
-def test_each_receptive_field_slip_is_named(variant, advice, capsys):
-    lesson02.check_receptive_field(lambda layers: variant(layers))
-    assert advice in said(capsys)
-
-
-@pytest.mark.parametrize("slip", list(lesson02._SE_SLIPS))
-def test_each_squeeze_excite_slip_is_named(slip, capsys):
-    attempt = type("Mine", (lesson02._SESlip,), {"slip": slip})
-    assert lesson02.check_squeeze_excite(attempt) is SqueezeExcite
+    assert hints["no + 1"] in out and hints["padding once"] not in out
+    lesson02.check_conv_output_size(one_slip_left)
     out = said(capsys)
-    assert lesson02._SE_SLIPS[slip] in out
-    assert not any(advice in out for other, advice in lesson02._SE_SLIPS.items() if other != slip)
+    assert hints["padding once"] in out and hints["no + 1"] not in out
+
+
+def test_an_unknown_mistake_gets_the_formula(capsys):
+    lesson02.check_conv_output_size(lambda size, kernel_size, stride=1, padding=0, dilation=1: size)
+    out = said(capsys)
+    assert "span = dilation * (kernel_size - 1) + 1" in out
+    assert not any(slip.hint in out for slip in arithmetic.SIZE_SLIPS)
+
+
+@pytest.mark.parametrize("slip", arithmetic.COST_SLIPS, ids=lambda slip: slip.name)
+def test_each_conv_cost_slip_is_named(slip, capsys):
+    def attempt(*args):
+        right = list(lesson02.conv_cost(*args))
+        right[slip.part] = slip.fn(*args)
+        return tuple(right)
+    lesson02.check_conv_cost(attempt)
+    out = said(capsys)
+    assert slip.hint in out
+    assert not any(other.hint in out for other in arithmetic.COST_SLIPS if other is not slip)
+
+
+def test_a_wrong_count_of_each_kind_is_explained_by_the_first(capsys):
+    lesson02.check_conv_cost(wrong_cost)  # no biases, and out_height squared
+    out = said(capsys)
+    hints = [slip.hint for slip in arithmetic.COST_SLIPS]
+    assert hints[0] in out and not any(hint in out for hint in hints[1:])
+
+
+@pytest.mark.parametrize("slip", arithmetic.FIELD_SLIPS, ids=lambda slip: slip.name)
+def test_each_receptive_field_slip_is_named(slip, capsys):
+    lesson02.check_receptive_field(slip.fn)
+    assert slip.hint in said(capsys)
+
+
+@pytest.mark.parametrize("slip", layers.NORMALIZE_SLIPS, ids=lambda slip: slip.name)
+def test_each_normalize_slip_is_named(slip, capsys):
+    assert lesson02.check_normalize(slip.fn) is lesson02.normalize
+    out = said(capsys)
+    assert slip.hint in out
+    assert not any(other.hint in out for other in layers.NORMALIZE_SLIPS if other is not slip)
+
+
+def test_statistics_without_keepdim_raise_and_are_explained(capsys):
+    def normalize_without_keepdim(x, dims, eps=1e-5):
+        return (x - x.mean(dim=dims)) / torch.sqrt(x.var(dim=dims, unbiased=False) + eps)
+
+    lesson02.check_normalize(normalize_without_keepdim)
+    out = said(capsys)
+    assert "your code raised RuntimeError" in out and "x.mean(dim=dims, keepdim=True)" in out
+
+
+def learner_module(reference, slip):
+    """A learner's module class whose forward pass makes the slip."""
+    return type("Mine", (reference,), {"forward": lambda self, x: slip.fn(self, x)})
+
+
+@pytest.mark.parametrize("slip", layers.SQUEEZE_EXCITE_SLIPS, ids=lambda slip: slip.name)
+def test_each_squeeze_excite_slip_is_named(slip, capsys):
+    assert lesson02.check_squeeze_excite(learner_module(SqueezeExcite, slip)) is SqueezeExcite
+    out = said(capsys)
+    assert slip.hint in out
+    assert not any(other.hint in out for other in layers.SQUEEZE_EXCITE_SLIPS if other is not slip)
 
 
 def test_squeeze_excite_returning_the_gates_is_named(capsys):
@@ -222,13 +263,12 @@ def test_squeeze_excite_without_reduction_is_named(capsys):
     assert "fc1 reduces the 4 channels to channels // reduction = 2 features" in out
 
 
-@pytest.mark.parametrize("slip", list(lesson02._BLOCK_SLIPS))
+@pytest.mark.parametrize("slip", layers.RESIDUAL_BLOCK_SLIPS, ids=lambda slip: slip.name)
 def test_each_residual_block_slip_is_named(slip, capsys):
-    attempt = type("Mine", (lesson02._BlockSlip,), {"slip": slip})
-    assert lesson02.check_residual_block(attempt) is BasicBlock
+    assert lesson02.check_residual_block(learner_module(BasicBlock, slip)) is BasicBlock
     out = said(capsys)
-    assert lesson02._BLOCK_SLIPS[slip] in out
-    assert not any(advice in out for other, advice in lesson02._BLOCK_SLIPS.items() if other != slip)
+    assert slip.hint in out
+    assert not any(other.hint in out for other in layers.RESIDUAL_BLOCK_SLIPS if other is not slip)
 
 
 class IdentityOnly(nn.Module):
@@ -281,6 +321,6 @@ def test_diagnosing_leaves_the_random_numbers_alone():
     torch.manual_seed(1)
     expected = torch.rand(3)
     torch.manual_seed(1)
-    lesson02.check_residual_block(type("Mine", (lesson02._BlockSlip,), {"slip": "no final ReLU"}))
-    lesson02.check_squeeze_excite(type("Mine", (lesson02._SESlip,), {"slip": "max pooling"}))
+    lesson02.check_residual_block(learner_module(BasicBlock, layers.RESIDUAL_BLOCK_SLIPS[1]))
+    lesson02.check_squeeze_excite(learner_module(SqueezeExcite, layers.SQUEEZE_EXCITE_SLIPS[4]))
     assert torch.equal(torch.rand(3), expected)

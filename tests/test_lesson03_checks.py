@@ -11,7 +11,7 @@ from exercise_attempts import assert_undone_wrong_and_right  # tests/exercise_at
 
 
 class NotDone(nn.Module):
-    def __init__(self, embed_dim, num_heads):
+    def __init__(self, dim, num_heads):
         super().__init__()
         raise NotImplementedError
 
@@ -99,7 +99,7 @@ def _fill(scores, mask, value):
     return scores if mask is None else scores.masked_fill(~mask, value)
 
 
-MASKED_SOFTMAX_SLIPS = {
+MASKED_SOFTMAX_ATTEMPTS = {
     "mask ignored": (softmax_ignoring_mask, "the mask was not applied"),
     "filled with 0": (lambda s, m: torch.softmax(_fill(s, m, 0.0), dim=-1), "e^0 = 1"),
     "polarity": (lambda s, m: torch.softmax(s if m is None else s.masked_fill(m, float("-inf")), dim=-1),
@@ -110,9 +110,9 @@ MASKED_SOFTMAX_SLIPS = {
 }
 
 
-@pytest.mark.parametrize("slip", MASKED_SOFTMAX_SLIPS)
+@pytest.mark.parametrize("slip", MASKED_SOFTMAX_ATTEMPTS)
 def test_masked_softmax_slips_are_named(slip, capsys):
-    attempt, message = MASKED_SOFTMAX_SLIPS[slip]
+    attempt, message = MASKED_SOFTMAX_ATTEMPTS[slip]
     assert lesson03.check_masked_softmax(attempt) is lesson03.masked_softmax
     assert message in capsys.readouterr().out
 
@@ -131,7 +131,7 @@ def _attention(scale=lambda q, k, v: math.sqrt(q.shape[-1]), dim=-1, use_mask=Tr
     return attempt
 
 
-ATTENTION_SLIPS = {
+ATTENTION_ATTEMPTS = {
     "no scale": (_attention(scale=lambda q, k, v: 1), "did not divide the scores by sqrt(d)"),
     "divided by d": (_attention(scale=lambda q, k, v: q.shape[-1]), "you divided the scores by d"),
     "sqrt of the number of keys": (_attention(scale=lambda q, k, v: math.sqrt(k.shape[-2])),
@@ -147,9 +147,9 @@ ATTENTION_SLIPS = {
 }
 
 
-@pytest.mark.parametrize("slip", ATTENTION_SLIPS)
+@pytest.mark.parametrize("slip", ATTENTION_ATTEMPTS)
 def test_attention_slips_are_named(slip, capsys):
-    attempt, message = ATTENTION_SLIPS[slip]
+    attempt, message = ATTENTION_ATTEMPTS[slip]
     assert lesson03.check_scaled_dot_product_attention(attempt) is lesson03.scaled_dot_product_attention
     out = capsys.readouterr().out
     assert message in out
@@ -157,7 +157,7 @@ def test_attention_slips_are_named(slip, capsys):
         assert "transpose" not in out
 
 
-MULTI_HEAD_SLIPS = {
+MULTI_HEAD_ATTEMPTS = {
     "no scale": ({"scale_by": "nothing"}, "not scaled"),
     "scaled by sqrt(d)": ({"scale_by": "dim"}, "sqrt(d) of the whole layer"),
     "merged without transpose": ({"transpose_on_merge": False}, "merged without a transpose"),
@@ -169,9 +169,9 @@ MULTI_HEAD_SLIPS = {
 }
 
 
-@pytest.mark.parametrize("slip", MULTI_HEAD_SLIPS)
+@pytest.mark.parametrize("slip", MULTI_HEAD_ATTEMPTS)
 def test_multi_head_slips_are_named(slip, capsys):
-    changes, message = MULTI_HEAD_SLIPS[slip]
+    changes, message = MULTI_HEAD_ATTEMPTS[slip]
     assert lesson03.check_multi_head_self_attention(learner_attention(**changes)) is lesson03.MultiHeadSelfAttention
     assert message in capsys.readouterr().out
 
@@ -203,16 +203,30 @@ def test_multi_head_returning_a_tuple_is_named(capsys):
 
 
 def test_multi_head_slips_are_told_apart_on_the_first_case():
-    init, x = {"embed_dim": 8, "num_heads": 2}, torch.randn(3, 5, 8)
     torch.manual_seed(0)
-    module = lesson03.MultiHeadSelfAttention(**init)
+    module, x = lesson03.MultiHeadSelfAttention(8, 2), torch.randn(3, 5, 8)
     with torch.no_grad():
-        outputs = [module(x)] + [lesson03._multi_head_variant(module, x, **changes)
-                                 for changes in lesson03._MULTI_HEAD_SLIPS.values()]
-    assert torch.allclose(outputs[0], lesson03._multi_head_variant(module, x), atol=1e-6)
+        outputs = [module(x)] + [slip.fn(module, x) for slip in lesson03.MULTI_HEAD_SLIPS]
     for i in range(len(outputs)):
         for j in range(i):
             assert not torch.allclose(outputs[i], outputs[j], atol=1e-5), (i, j)
+
+
+@pytest.mark.parametrize("slips, check, reference", [
+    (lesson03.MULTI_HEAD_SLIPS, lesson03.check_multi_head_self_attention, lesson03.MultiHeadSelfAttention),
+    (lesson03.MASKED_SOFTMAX_SLIPS, lesson03.check_masked_softmax, lesson03.masked_softmax),
+    (lesson03.ENCODING_SLIPS, lesson03.check_sinusoidal_encoding, lesson03.sinusoidal_encoding),
+], ids=["multi-head", "masked softmax", "encoding"])
+def test_each_listed_slip_is_named_alone(slips, check, reference, capsys):
+    for slip in slips:
+        if isinstance(reference, type):
+            attempt = type("Mine", (reference,), {"forward": lambda self, x, fn=slip.fn: fn(self, x)})
+        else:
+            attempt = slip.fn
+        assert check(attempt) is reference
+        out = capsys.readouterr().out
+        assert slip.hint in out, slip.name
+        assert not any(other.hint in out for other in slips if other is not slip), slip.name
 
 
 def _encoding(**changes):
@@ -231,7 +245,7 @@ def _encoding(**changes):
     return attempt
 
 
-ENCODING_SLIPS = {
+ENCODING_ATTEMPTS = {
     "swapped": (encoding_sin_cos_swapped, "swapped"),
     "halves": (_encoding(halves=True), "first half of the columns"),
     "k over d": (_encoding(exponent=lambda k, d: -k / d), "2k / dim"),
@@ -242,9 +256,9 @@ ENCODING_SLIPS = {
 }
 
 
-@pytest.mark.parametrize("slip", ENCODING_SLIPS)
+@pytest.mark.parametrize("slip", ENCODING_ATTEMPTS)
 def test_encoding_slips_are_named(slip, capsys):
-    attempt, message = ENCODING_SLIPS[slip]
+    attempt, message = ENCODING_ATTEMPTS[slip]
     assert lesson03.check_sinusoidal_encoding(attempt) is lesson03.sinusoidal_encoding
     assert message in capsys.readouterr().out
 
@@ -258,7 +272,7 @@ def _costs(**replaced):
     return attempt
 
 
-COST_SLIPS = {
+COST_ATTEMPTS = {
     "one FC layer's weights": (_costs(fc_params=lambda L, d, n: d * n), "you counted one layer"),
     "FC biases": (_costs(fc_params=lambda L, d, n: 2 * d * n + n + d), "biases are ignored"),
     "FC flops halved": (_costs(fc_flops=lambda L, d, n: 2 * L * d * n), "half the expected value"),
@@ -279,9 +293,9 @@ COST_SLIPS = {
 }
 
 
-@pytest.mark.parametrize("slip", COST_SLIPS)
+@pytest.mark.parametrize("slip", COST_ATTEMPTS)
 def test_cost_slips_are_named(slip, capsys):
-    attempt, message = COST_SLIPS[slip]
+    attempt, message = COST_ATTEMPTS[slip]
     assert lesson03.check_layer_costs(attempt) is lesson03.layer_costs
     assert message in capsys.readouterr().out
 

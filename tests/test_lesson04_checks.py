@@ -53,19 +53,33 @@ def test_reference_decoder_layer_is_the_packages_post_norm_layer():
     ours = lesson04.DecoderLayer(16, 4, 32)
     package = transformer.DecoderLayer(16, 4, 32, norm_first=False)
     package.load_state_dict(ours.state_dict())
-    y, memory, memory_mask = lesson04._decoder_inputs(0, 3, 6, 8, 16, True)
+    y, memory = torch.randn(3, 6, 16), torch.randn(3, 8, 16)
+    memory_mask = (torch.arange(8) < torch.tensor([[8], [6], [4]]))[:, None, None, :]
     with torch.no_grad():
         assert torch.allclose(ours(y, memory, memory_mask), package(y, memory, None, memory_mask), atol=1e-6)
 
 
-@pytest.mark.parametrize("slip", list(lesson04._DECODER_SLIPS))
+@pytest.mark.parametrize("slip", lesson04.DECODER_SLIPS, ids=lambda slip: slip.name)
 def test_each_decoder_slip_is_named(slip, capsys):
-    class Slipped(lesson04._Slips):
-        def __init__(self, dim, num_heads, hidden):
-            super().__init__(slip, dim=dim, num_heads=num_heads, hidden=hidden)
+    class Slipped(lesson04.DecoderLayer):
+        def forward(self, y, memory, memory_mask=None):
+            return slip.fn(self, y, memory, memory_mask)
 
     assert lesson04.check_decoder_layer(Slipped) is lesson04.DecoderLayer
-    assert lesson04._DECODER_SLIPS[slip] in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert slip.hint in out
+    assert not any(other.hint in out for other in lesson04.DECODER_SLIPS if other is not slip)
+
+
+@pytest.mark.parametrize("check, slips", [(lesson04.check_causal_mask, lesson04.CAUSAL_MASK_SLIPS),
+                                          (lesson04.check_shift_right, lesson04.SHIFT_SLIPS)],
+                         ids=["causal mask", "shift right"])
+def test_each_listed_slip_is_named_alone(check, slips, capsys):
+    for slip in slips:
+        check(slip.fn)
+        out = capsys.readouterr().out
+        assert slip.hint in out, slip.name
+        assert not any(other.hint in out for other in slips if other is not slip), slip.name
 
 
 def test_decoder_check_rejects_a_layer_that_reuses_one_norm(capsys):
@@ -128,15 +142,28 @@ def test_greedy_decoding_slips_are_named(capsys):
 
 
 def test_scripted_model_reference_output():
-    tokens = lesson04.greedy_decode(lesson04._ScriptedModel(),
+    tokens = lesson04.greedy_decode(lesson04.ScriptedModel(),
                                     torch.tensor([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12], [4, 0, 0, 0, 0]]),
                                     bos_id=1, eos_id=2, max_length=10)
     assert tokens.tolist() == [[5, 6, 7, 2, 0, 0], [8, 9, 10, 11, 12, 2], [4, 2, 0, 0, 0, 0]]
 
 
+class IgnoresSourceMask:
+    """A model whose decoder is never given the source mask: a learner's slip, reproduced."""
+
+    def __init__(self, model):
+        self.model, self.pad_id = model, model.pad_id
+
+    def encode(self, source):
+        return self.model.encode(source)
+
+    def decode(self, tokens, memory, source_mask):
+        return self.model.decode(tokens, memory, None)
+
+
 def test_greedy_decoding_must_pass_the_source_mask(capsys):
     def without_mask(model, source, *, bos_id, eos_id, max_length=100):
-        return lesson04.greedy_decode(lesson04._IgnoresSourceMask(model), source, bos_id=bos_id,
+        return lesson04.greedy_decode(IgnoresSourceMask(model), source, bos_id=bos_id,
                                       eos_id=eos_id, max_length=max_length)
 
     assert lesson04.check_greedy_decode(without_mask) is lesson04.greedy_decode
@@ -200,15 +227,13 @@ def test_diagnosing_a_wrong_decoder_layer_leaves_the_random_numbers_alone():
     assert torch.equal(torch.rand(3), expected_next)
 
 
-@pytest.mark.parametrize("slip", list(lesson04._GREEDY_SLIPS))
+@pytest.mark.parametrize("slip", lesson04.GREEDY_SLIPS, ids=lambda slip: slip.name)
 def test_each_greedy_decoding_slip_is_named(slip, capsys):
     def attempt(model, source, *, bos_id, eos_id, max_length=100):
-        return lesson04._greedy_with_slip(model, source, bos_id=bos_id, eos_id=eos_id,
-                                          max_length=max_length, slip=slip)
+        return slip.fn(model, source, bos_id=bos_id, eos_id=eos_id, max_length=max_length)
 
     assert lesson04.check_greedy_decode(attempt) is lesson04.greedy_decode
-    out = " ".join(capsys.readouterr().out.split())  # the verdict wraps long lines
-    assert " ".join(lesson04._GREEDY_SLIPS[slip].split()) in out
+    assert slip.hint in capsys.readouterr().out
 
 
 def test_a_loop_that_ignores_max_length_is_not_told_to_stop_on_finished(capsys):

@@ -106,10 +106,10 @@ def test_lesson_runs_under_plain_nbconvert(path, monkeypatch):
 
 
 def test_no_lesson_or_module_captures_widget_output_itself():
-    """ipywidgets' capturing helpers are the trigger: widgets go through widgets._interactive."""
+    """ipywidgets' capturing helpers are the trigger: widgets go through widgets._core._interactive."""
     capturing = ("ipywidgets.interactive(", "interact(", "interactive_output(", ".Output(")
     sources = [*ROOT.glob("solutions/[0-9][0-9]_*.py"), *ROOT.glob("course_utils/**/*.py")]
     found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}" for path in sources
              for number, line in enumerate(path.read_text().splitlines(), start=1)
              if any(pattern in line for pattern in capturing)]
-    assert not found, "use course_utils.widgets._interactive instead:\n" + "\n".join(found)
+    assert not found, "use course_utils.widgets._core._interactive instead:\n" + "\n".join(found)

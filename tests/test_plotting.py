@@ -10,10 +10,16 @@ from course_utils import plotting  # noqa: E402
 
 
 def test_confusion_matrix_counts():
-    counts = plotting.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], 3)
-    assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    fig = plotting.plot_confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], list("abc"))
+    ax = fig.axes[0]
+    assert np.asarray(ax.images[0].get_array()).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    assert sorted(text.get_text() for text in ax.texts) == ["1", "1", "1", "1", "2"]  # no zeros
+    rates = plotting.plot_confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], list("abc"),
+                                           normalize=True).axes[0].images[0].get_array()
+    assert np.allclose(rates, [[0.5, 0.5, 0], [0, 1, 0], [1 / 3, 0, 2 / 3]])
     with pytest.raises(ValueError, match="shape"):
-        plotting.confusion_matrix([0, 1], [0], 2)
+        plotting.plot_confusion_matrix([0, 1], [0], ["a", "b"])
+    plt.close("all")
 
 
 def test_figures_are_returned():
@@ -41,10 +47,10 @@ def test_normalization_figure_has_four_panels():
 
 
 def test_confusion_matrix_refuses_labels_outside_the_classes():
-    with pytest.raises(ValueError, match="outside the classes 0..2"):
-        plotting.confusion_matrix([0, 1, 3], [0, 1, 2], 3)
-    with pytest.raises(ValueError, match="-1"):
-        plotting.confusion_matrix([0, 1, 2], [0, -1, 2], 3)
+    with pytest.raises(ValueError, match="targets contain 3, outside the classes 0..2"):
+        plotting.plot_confusion_matrix([0, 1, 3], [0, 1, 2], list("abc"))
+    with pytest.raises(ValueError, match="predictions contain -1"):
+        plotting.plot_confusion_matrix([0, 1, 2], [0, -1, 2], list("abc"))
 
 
 def test_legibility_problems_name_small_text_and_shrinking_figures():

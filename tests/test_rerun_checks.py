@@ -15,13 +15,16 @@ from course_utils import exercises
 
 
 def _all_checks():
-    found = []
+    """Every check_* function of the exercise modules, once each (a lesson may re-export the
+    checks of its topic modules, lesson02_layers for lesson02): ids are lessonNN.check_name."""
+    found = {}
     for module_info in pkgutil.iter_modules(exercises.__path__):
         module = importlib.import_module(f"course_utils.exercises.{module_info.name}")
         for name, function in inspect.getmembers(module, inspect.isfunction):
-            if name.startswith("check_") and function.__module__ == module.__name__:
-                found.append(pytest.param(function, id=f"{module_info.name}.{name}"))
-    return found
+            if name.startswith("check_") and function.__module__.startswith("course_utils.exercises."):
+                lesson = function.__module__.rsplit(".", 1)[1].split("_")[0]
+                found[function] = pytest.param(function, id=f"{lesson}.{name}")
+    return list(found.values())
 
 
 CHECKS = _all_checks()

@@ -17,13 +17,24 @@ def test_temperature_figure_over_a_grid(temperature):
     plt.close(fig)
 
 
+def _bar_heights(ax) -> np.ndarray:
+    return np.array([bar.get_height() for bar in ax.patches])
+
+
 def test_temperature_limits():
-    cold = widgets.softmax_with_temperature(LOGITS, 0.01)
-    hot = widgets.softmax_with_temperature(LOGITS, 1000.0)
+    fig = widgets.temperature_figure(LOGITS, 1.0)
+    probabilities = _bar_heights(fig.axes[1])
+    assert np.allclose(probabilities, np.exp(LOGITS) / np.exp(LOGITS).sum())
+    assert np.allclose(_bar_heights(fig.axes[0]), LOGITS)
+    cold = _bar_heights(widgets.temperature_figure(LOGITS, 0.01).axes[1])
+    hot = widgets.temperature_figure(LOGITS, 1000.0)
     assert cold.argmax() == 4 and cold.max() > 0.999
-    assert np.allclose(hot, 0.2, atol=1e-3)
+    assert np.allclose(_bar_heights(hot.axes[1]), 0.2, atol=1e-3)
+    assert "entropy 1.61 nats (max 1.61)" in hot.axes[1].get_title()
+    assert np.allclose(_bar_heights(hot.axes[0]), np.array(LOGITS) / 1000)
     with pytest.raises(ValueError, match="positive"):
-        widgets.softmax_with_temperature(LOGITS, 0.0)
+        widgets.temperature_figure(LOGITS, 0.0)
+    plt.close("all")
 
 
 def test_temperature_widget_builds():
@@ -40,14 +51,25 @@ def test_convolution_figure_for_every_kernel(kernel):
     plt.close(fig)
 
 
-def test_convolution_matches_torch_and_rejects_bad_kernels():
-    image = np.arange(25, dtype=np.float32).reshape(5, 5)
-    identity = widgets.convolve_grey(image, widgets.KERNELS["identity"])
-    assert np.allclose(identity, image)
-    edges = widgets.convolve_grey(np.ones((5, 5)), widgets.KERNELS["Laplacian (all edges)"])
-    assert np.allclose(edges[1:-1, 1:-1], 0)
-    with pytest.raises(ValueError, match="odd size"):
-        widgets.convolve_grey(image, np.ones((2, 2)))
+def _feature_map(image, kernel: str) -> np.ndarray:
+    fig = widgets.convolution_figure(image, kernel)
+    feature_map = np.asarray(fig.axes[2].images[0].get_array())
+    plt.close(fig)
+    return feature_map
+
+
+def test_convolution_matches_torch_and_rejects_unknown_kernels():
+    import torch
+
+    image = np.arange(25, dtype=np.float32).reshape(5, 5) * 10
+    assert np.allclose(_feature_map(image, "identity"), image / 255)
+    edges = _feature_map(np.full((5, 5), 100.0), "Laplacian (all edges)")
+    assert np.allclose(edges[1:-1, 1:-1], 0) and edges[0, 0] < 0  # zero padding at the border
+    colour = np.stack([image, image, image + 30], axis=-1)  # grey = mean of the channels
+    sobel = torch.tensor(widgets.KERNELS["Sobel x (vertical edges)"], dtype=torch.float32)
+    expected = torch.nn.functional.conv2d(torch.from_numpy((image + 10) / 255)[None, None],
+                                          sobel[None, None], padding=1)[0, 0]
+    assert np.allclose(_feature_map(colour, "Sobel x (vertical edges)"), expected, atol=1e-6)
     with pytest.raises(ValueError, match="Unknown kernel"):
         widgets.convolution_figure(image, "blur")
     assert widgets.convolution_widget({"a": image}).children[0].description == "photo"
@@ -91,12 +113,25 @@ def test_cross_attention_figure_and_translation_widget():
     plt.close("all")
 
 
-def test_word_ticks_label_words_and_mark_separators():
-    centres, words, separators = widgets._word_ticks("vingt et un-deux")
-    assert words == ["vingt", "et", "un", "deux"]
-    assert centres == [2.0, 6.5, 9.5, 13.5]
-    assert separators == [5, 8, 11]
-    assert widgets._word_spans("a  bc-d") == [(0, 3, "a"), (3, 6, "bc"), (6, 7, "d")]
+def test_character_maps_label_words_and_mark_separators():
+    source, output = "vingt et un-deux", "twenty-two"
+    weights = np.full((1, 1, len(output), len(source)), 1 / len(source))
+    ax = widgets.cross_attention_figure(source, output, weights).axes[0]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["vingt", "et", "un", "deux"]
+    assert list(ax.get_xticks()) == [2.0, 6.5, 9.5, 13.5]  # the middle of each word
+    assert list(ax.get_yticks()) == [2.5, 8.0]
+    vertical = [line.get_xdata() for line in ax.lines]
+    assert sorted(x[0] for x in vertical if x[0] == x[1]) == [5, 8, 11]  # the separators
+    plt.close("all")
+
+
+def test_repeated_separators_belong_to_the_word_before():
+    source = "a  bc-d"  # words "a" (with both spaces), "bc" (with the hyphen), "d"
+    one_hot = np.zeros((1, len(source)))
+    for column, word in ((2, 0), (5, 1), (6, 2)):
+        one_hot[:] = 0
+        one_hot[0, column] = 1.0
+        assert np.argmax(widgets.word_attention(one_hot, source, "x")[0]) == word
 
 
 def test_word_attention_keeps_rows_summing_to_one():
@@ -122,16 +157,23 @@ def test_translation_widget_says_when_nothing_was_written(capsys):
 
 
 def test_translation_widget_says_when_a_number_is_clamped(capsys):
-    assert widgets.clamp_number(5, 9) == (5, "")
-    shown, message = widgets.clamp_number(12_345, 9_999)
-    assert shown == 9_999 and "12,345 is above 9,999" in message and "showing 9,999" in message
-    assert widgets.clamp_number(0, 9)[0] == 1 and "showing 1" in widgets.clamp_number(0, 9)[1]
     weights = np.random.default_rng(0).dirichlet(np.ones(4), size=(2, 3, 3))
     asked = []
 
     def translate(number):
         asked.append(number)
         return "un b", "one", "one", weights
+
+    def view(number, max_number):
+        message, fig = widgets.translation_view(translate, number, max_number)
+        plt.close(fig)
+        return asked[-1], message
+
+    assert view(5, 9) == (5, "5: 'un b'\n-> 'one' (correct)")
+    shown, message = view(12_345, 9_999)
+    assert shown == 9_999 and "12,345 is above 9,999" in message and "showing 9,999" in message
+    shown, message = view(0, 9)
+    assert shown == 1 and "0 is not a number the model translates: showing 1" in message
 
     widget = widgets.translation_widget(translate, max_number=9, num_layers=2, value=1)
     widget.children[0].value = 50  # typed above the maximum: translated as 9, and said so

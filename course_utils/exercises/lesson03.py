@@ -2,16 +2,18 @@
 sinusoidal positional encoding, and the cost of attention versus fully-connected layers.
 
 The references are the package's own code (course_utils.attention), which later lessons import.
-A wrong answer is diagnosed by running named variants of the reference, one per common slip,
-on the failing case: when a variant's output matches the learner's, that slip is named.
+A wrong answer is diagnosed by the exercise's slips, each the reference with one common
+mistake (see course_utils.checks.Slip), run on the failing case: when a slip's output matches
+the learner's, that slip is named.
 """
 
 import math
+from functools import partial
 
 import torch
 
 from course_utils import attention
-from course_utils.checks import Case, check_function, check_module
+from course_utils.checks import Case, Slip, check_function, check_module, compare, diagnose_slips
 
 # ---- reference solutions ---------------------------------------------------------------------
 
@@ -25,10 +27,10 @@ def scaled_dot_product_attention(query, key, value, mask=None):
 
 
 class MultiHeadSelfAttention(attention.MultiHeadAttention):
-    """Self-attention: queries, keys and values all come from x (N, L, d)."""
+    """Self-attention: queries, keys and values all come from x (N, L, dim)."""
 
-    def __init__(self, embed_dim: int, num_heads: int):
-        super().__init__(embed_dim, num_heads)
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__(dim, num_heads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x, x, x)
@@ -55,27 +57,6 @@ def layer_costs(length: int, dim: int, hidden: int) -> dict:
             "attention_output_shape": (length, dim)}
 
 
-# ---- helpers ---------------------------------------------------------------------------------
-
-def _matches(got, variant) -> bool:
-    """Does a tensor answer equal a variant's output (NaN where the variant has NaN)?"""
-    return (isinstance(got, torch.Tensor) and got.shape == variant.shape
-            and torch.allclose(got.double(), variant.double(), atol=1e-5, equal_nan=True))
-
-
-def _first_match(got, variants: dict) -> str | None:
-    """The message of the first variant whose output ``got`` matches."""
-    for message, variant in variants.items():
-        if _matches(got, variant()):
-            return message
-    return None
-
-
-def _softmax_by_hand(scores, dim=-1):
-    exps = scores.exp()
-    return exps / exps.sum(dim=dim, keepdim=True)
-
-
 # ---- exercise 1: masked softmax --------------------------------------------------------------
 
 def _scores(shape, seed):
@@ -94,37 +75,44 @@ def check_masked_softmax(student):
              Case("large scores", (_scores((2, 6), 3) * 500, None),
                   hint="scores of several hundreds: the softmax must not overflow.")]
     return check_function(student, masked_softmax, cases, exercise="Exercise 1 (masked softmax)",
-                          diagnose=_diagnose_masked_softmax)
+                          slips=MASKED_SOFTMAX_SLIPS)
 
 
-def _masked_softmax_slips(scores, mask):
-    """Wrong versions of the masked softmax, each with what to tell a learner whose answer it
-    reproduces."""
-    hidden = None if mask is None else ~mask
-    fill = (lambda value: scores) if mask is None else (lambda value: scores.masked_fill(hidden, value))
-    slips = {
-        "masked positions still get weight: the mask was not applied. Fill the scores where the "
-        "mask is False with float('-inf'), then take the softmax.":
-            lambda: torch.softmax(scores, dim=-1),
-        "masked positions still get weight. Filling their scores with 0 does not hide them "
-        "(e^0 = 1); fill them with float('-inf') before the softmax.":
-            lambda: torch.softmax(fill(0.0), dim=-1),
-        "the mask's polarity is inverted: True means 'may attend', so fill the scores where the "
-        "mask is False (scores.masked_fill(~mask, ...)), not where it is True.":
-            lambda: torch.softmax(scores if mask is None else scores.masked_fill(mask, float("-inf")), dim=-1),
-        "e^x overflows for large scores (inf / inf gives NaN): use torch.softmax, which subtracts "
-        "each row's maximum before the exponential.":
-            lambda: _softmax_by_hand(fill(float("-inf"))),
-    }
-    for axis in range(scores.ndim - 1):
-        slips[f"the softmax runs over axis {axis}; it must run over the last axis (dim=-1), so "
-              f"that each query's weights over the keys sum to 1."] = (
-            lambda axis=axis: torch.softmax(fill(float("-inf")), dim=axis))
-    return slips
+def _masked_softmax_variant(scores, mask, *, fill=float("-inf"), hide="where False",
+                            softmax=partial(torch.softmax, dim=-1)):
+    """The masked softmax with one thing changed (the defaults give the reference)."""
+    if mask is not None and hide != "nothing":
+        scores = scores.masked_fill(~mask if hide == "where False" else mask, fill)
+    return softmax(scores)
 
 
-def _diagnose_masked_softmax(case, expected, got):
-    return _first_match(got, _masked_softmax_slips(*case.args))
+def _softmax_by_hand(scores):
+    exps = scores.exp()
+    return exps / exps.sum(dim=-1, keepdim=True)
+
+
+MASKED_SOFTMAX_SLIPS = [
+    Slip("mask not applied",
+         "masked positions still get weight: the mask was not applied. Fill the scores where the "
+         "mask is False with float('-inf'), then take the softmax.",
+         partial(_masked_softmax_variant, hide="nothing")),
+    Slip("filled with 0",
+         "masked positions still get weight. Filling their scores with 0 does not hide them "
+         "(e^0 = 1); fill them with float('-inf') before the softmax.",
+         partial(_masked_softmax_variant, fill=0.0)),
+    Slip("polarity inverted",
+         "the mask's polarity is inverted: True means 'may attend', so fill the scores where the "
+         "mask is False (scores.masked_fill(~mask, ...)), not where it is True.",
+         partial(_masked_softmax_variant, hide="where True")),
+    Slip("exp by hand",
+         "e^x overflows for large scores (inf / inf gives NaN): use torch.softmax, which subtracts "
+         "each row's maximum before the exponential.",
+         partial(_masked_softmax_variant, softmax=_softmax_by_hand)),
+] + [Slip(f"softmax over axis {axis}",
+          f"the softmax runs over axis {axis}; it must run over the last axis (dim=-1), so that "
+          f"each query's weights over the keys sum to 1.",
+          partial(_masked_softmax_variant, softmax=partial(torch.softmax, dim=axis)))
+     for axis in (0, 1)]
 
 
 # ---- exercise 2: scaled dot-product attention ------------------------------------------------
@@ -149,69 +137,71 @@ def check_scaled_dot_product_attention(student):
                        "masked_softmax.")]
     return check_function(student, scaled_dot_product_attention, cases,
                           exercise="Exercise 2 (scaled dot-product attention)",
-                          output_names=("output", "weights"), diagnose=_diagnose_attention)
+                          output_names=("output", "weights"), slips=ATTENTION_SLIPS,
+                          diagnose=_diagnose_attention)
 
 
-def _attention_slips(query, key, value, mask):
-    d = query.shape[-1]
-    raw = query @ key.transpose(-2, -1)
-
-    def weights_of(scores, the_mask=mask, dim=-1):
-        if the_mask is not None:
-            scores = scores.masked_fill(~the_mask, float("-inf"))
-        return torch.softmax(scores, dim=dim)
-
-    slips = {
-        "you did not divide the scores by sqrt(d).": lambda: weights_of(raw),
-        "you divided the scores by d; divide by sqrt(d).": lambda: weights_of(raw / d),
-        "you divided by the square root of the number of keys; d is the size of each query and "
-        "key, query.shape[-1].": lambda: weights_of(raw / math.sqrt(key.shape[-2])),
-        "you divided by the square root of the values' size; d is the size of each query and "
-        "key, query.shape[-1].": lambda: weights_of(raw / math.sqrt(value.shape[-1])),
-        "the softmax runs over the queries (dim=-2); it must run over the keys (dim=-1), so that "
-        "each query's weights sum to 1.": lambda: weights_of(raw / math.sqrt(d), dim=-2),
-    }
+def _weights_variant(query, key, value, mask=None, *, scale=lambda q, k, v: math.sqrt(q.shape[-1]),
+                     dim=-1, mask_as="given"):
+    """The attention weights with one thing changed (the defaults give the reference's)."""
+    scores = query @ key.transpose(-2, -1) / scale(query, key, value)
+    mask = {"given": mask, "ignored": None, "inverted": None if mask is None else ~mask}[mask_as]
     if mask is not None:
-        slips["the mask was not used: pass it to masked_softmax(scores, mask)."] = (
-            lambda: weights_of(raw / math.sqrt(d), None))
-        slips["the mask is inverted: True means 'may attend'; pass it to masked_softmax as it is."] = (
-            lambda: weights_of(raw / math.sqrt(d), ~mask))
-    return slips
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=dim)
+
+
+_WHAT_D_IS = "d is the size of each query and key, query.shape[-1]."
+
+ATTENTION_SLIPS = [  # part 0: the output, part 1: the weights
+    Slip("results swapped", "the two results are swapped: return output, weights (in that order).",
+         lambda *inputs: scaled_dot_product_attention(*inputs)[::-1]),
+    Slip("keys mixed", "the output mixes the keys; it must mix the values: weights @ value.",
+         lambda query, key, value, mask=None: (
+             scaled_dot_product_attention(query, key, value, mask)[1] @ key), part=0),
+    Slip("no scaling", "you did not divide the scores by sqrt(d).",
+         partial(_weights_variant, scale=lambda q, k, v: 1.0), part=1),
+    Slip("divided by d", "you divided the scores by d; divide by sqrt(d).",
+         partial(_weights_variant, scale=lambda q, k, v: q.shape[-1]), part=1),
+    Slip("sqrt of the number of keys",
+         "you divided by the square root of the number of keys; " + _WHAT_D_IS,
+         partial(_weights_variant, scale=lambda q, k, v: math.sqrt(k.shape[-2])), part=1),
+    Slip("sqrt of the values' size",
+         "you divided by the square root of the values' size; " + _WHAT_D_IS,
+         partial(_weights_variant, scale=lambda q, k, v: math.sqrt(v.shape[-1])), part=1),
+    Slip("softmax over the queries",
+         "the softmax runs over the queries (dim=-2); it must run over the keys (dim=-1), so that "
+         "each query's weights sum to 1.", partial(_weights_variant, dim=-2), part=1),
+    Slip("mask not used", "the mask was not used: pass it to masked_softmax(scores, mask).",
+         partial(_weights_variant, mask_as="ignored"), part=1),
+    Slip("mask inverted",
+         "the mask is inverted: True means 'may attend'; pass it to masked_softmax as it is.",
+         partial(_weights_variant, mask_as="inverted"), part=1),
+]
 
 
 def _diagnose_attention(case, expected, got):
-    query, key, value = case.args[:3]
-    mask = case.args[3] if len(case.args) > 3 else None
     if isinstance(got, torch.Tensor):
         return "return both the output and the weights: return output, weights."
-    if not isinstance(got, (tuple, list)) or len(got) != 2:
-        return None
-    output, weights = expected
-    if _matches(got[0], weights) and _matches(got[1], output):
-        return "the two results are swapped: return output, weights (in that order)."
-    if _matches(got[1], weights):  # right weights, wrong output
-        if _matches(got[0], weights @ key):
-            return "the output mixes the keys; it must mix the values: weights @ value."
-        return None
-    return _first_match(got[1], _attention_slips(query, key, value, mask))
+    return None
 
 
 # ---- exercise 3: multi-head self-attention ---------------------------------------------------
 
 def check_multi_head_self_attention(student_cls):
     generator = torch.Generator().manual_seed(5)
-    cases = [Case("8 features, 2 heads", ({"embed_dim": 8, "num_heads": 2},
+    cases = [Case("8 features, 2 heads", ({"dim": 8, "num_heads": 2},
                                           torch.randn(3, 5, 8, generator=generator)),
                   hint="x (3, 5, 8): 2 heads of 4 features each; the output is (3, 5, 8)."),
-             Case("one head", ({"embed_dim": 6, "num_heads": 1},
+             Case("one head", ({"dim": 6, "num_heads": 1},
                                torch.randn(2, 4, 6, generator=generator)),
                   hint="with one head, this is plain self-attention with projections."),
-             Case("a batch of one, 4 heads", ({"embed_dim": 16, "num_heads": 4},
+             Case("a batch of one, 4 heads", ({"dim": 16, "num_heads": 4},
                                               torch.randn(1, 7, 16, generator=generator)),
                   hint="x (1, 7, 16): 4 heads of 4 features each.")]
     return check_module(student_cls, MultiHeadSelfAttention, cases,
                         exercise="Exercise 3 (multi-head self-attention)",
-                        diagnose=_diagnose_multi_head)
+                        diagnose=_diagnose_multi_head, slips=MULTI_HEAD_SLIPS)
 
 
 def _multi_head_variant(module, x, *, scale="head_dim", split="transpose", merge="transpose",
@@ -240,42 +230,48 @@ def _multi_head_variant(module, x, *, scale="head_dim", split="transpose", merge
     return module.out_proj(mixed) if out_proj else mixed
 
 
-_MULTI_HEAD_SLIPS = {
-    "the scores are not scaled: divide them by sqrt(head_dim), the size of one head.":
-        {"scale": "none"},
-    "you divided the scores by sqrt(d) of the whole layer; each head works in head_dim = "
-    "d / num_heads dimensions, so divide by sqrt(head_dim).": {"scale": "dim"},
-    "the heads are split without a transpose: view (N, L, d) as (N, L, heads, head_dim), then "
-    "transpose(1, 2) to (N, heads, L, head_dim). Reshaping straight to (N, heads, L, head_dim) "
-    "mixes positions and features.": {"split": "no transpose", "merge": "no transpose"},
-    "the heads are merged without a transpose: bring (N, heads, L, head_dim) back to "
-    "(N, L, heads, head_dim) with transpose(1, 2) before reshaping to (N, L, d).":
-        {"merge": "no transpose"},
-    "the features are split as (head_dim, heads): each head takes a contiguous block of "
-    "head_dim features, view(N, L, heads, head_dim).": {"split": "head_dim first"},
-    "the softmax runs over the queries (dim=-2); it must run over the keys (dim=-1).":
-        {"softmax_dim": -2},
-    "out_proj is never applied: after merging the heads, return self.out_proj(merged).":
-        {"out_proj": False},
-    "the features are not split into heads: this is one attention over all d features. Split "
-    "them into num_heads heads of d / num_heads.": {"heads": 1},
-    "the keys come from q_proj: use k_proj for the keys.": {"projections": "qqv"},
-    "the values come from k_proj: use v_proj for the values.": {"projections": "qkk"},
-    "the values come from q_proj: use v_proj for the values.": {"projections": "qkq"},
-}
+MULTI_HEAD_SLIPS = [
+    Slip("no scaling", "the scores are not scaled: divide them by sqrt(head_dim), the size of one "
+         "head.", partial(_multi_head_variant, scale="none")),
+    Slip("scaled by sqrt(d)",
+         "you divided the scores by sqrt(d) of the whole layer; each head works in head_dim = "
+         "d / num_heads dimensions, so divide by sqrt(head_dim).",
+         partial(_multi_head_variant, scale="dim")),
+    Slip("split without a transpose",
+         "the heads are split without a transpose: view (N, L, d) as (N, L, heads, head_dim), "
+         "then transpose(1, 2) to (N, heads, L, head_dim). Reshaping straight to (N, heads, L, "
+         "head_dim) mixes positions and features.",
+         partial(_multi_head_variant, split="no transpose", merge="no transpose")),
+    Slip("merged without a transpose",
+         "the heads are merged without a transpose: bring (N, heads, L, head_dim) back to "
+         "(N, L, heads, head_dim) with transpose(1, 2) before reshaping to (N, L, d).",
+         partial(_multi_head_variant, merge="no transpose")),
+    Slip("split as (head_dim, heads)",
+         "the features are split as (head_dim, heads): each head takes a contiguous block of "
+         "head_dim features, view(N, L, heads, head_dim).",
+         partial(_multi_head_variant, split="head_dim first")),
+    Slip("softmax over the queries",
+         "the softmax runs over the queries (dim=-2); it must run over the keys (dim=-1).",
+         partial(_multi_head_variant, softmax_dim=-2)),
+    Slip("no out_proj",
+         "out_proj is never applied: after merging the heads, return self.out_proj(merged).",
+         partial(_multi_head_variant, out_proj=False)),
+    Slip("no heads",
+         "the features are not split into heads: this is one attention over all d features. "
+         "Split them into num_heads heads of d / num_heads.", partial(_multi_head_variant, heads=1)),
+    Slip("keys from q_proj", "the keys come from q_proj: use k_proj for the keys.",
+         partial(_multi_head_variant, projections="qqv")),
+    Slip("values from k_proj", "the values come from k_proj: use v_proj for the values.",
+         partial(_multi_head_variant, projections="qkk")),
+    Slip("values from q_proj", "the values come from q_proj: use v_proj for the values.",
+         partial(_multi_head_variant, projections="qkq")),
+]
 
 
 def _diagnose_multi_head(case, expected, got):
     if isinstance(got, (tuple, list)):
         return "forward must return the output tensor only, not a tuple (drop the weights)."
-    init, x = case.args
-    with torch.random.fork_rng():  # as in check_module: the notebook's random numbers stay put
-        torch.manual_seed(0)
-        reference = MultiHeadSelfAttention(**init)
-    with torch.no_grad():
-        variants = {message: (lambda changes=changes: _multi_head_variant(reference, x, **changes))
-                    for message, changes in _MULTI_HEAD_SLIPS.items()}
-        return _first_match(got, variants)
+    return None
 
 
 # ---- exercise 4: sinusoidal positional encoding ----------------------------------------------
@@ -287,12 +283,12 @@ def check_sinusoidal_encoding(student):
              Case("2 dimensions", (10, 2), hint="with dim = 2 there is one frequency, w_0 = 1.")]
     return check_function(student, sinusoidal_encoding, cases, atol=1e-5,
                           exercise="Exercise 4 (sinusoidal positional encoding)",
-                          diagnose=_diagnose_encoding)
+                          diagnose=_diagnose_encoding, slips=ENCODING_SLIPS)
 
 
 def _encoding_variant(length, dim, *, exponent="2k/d", first_position=0, layout="interleaved",
                       cosine_frequency="same"):
-    """The reference table with one thing changed (the defaults give the reference)."""
+    """The reference table with one thing changed (the defaults give the reference), float32."""
     positions = torch.arange(first_position, first_position + length, dtype=torch.float64)[:, None]
     k = torch.arange(dim // 2, dtype=torch.float64)
     powers = {"2k/d": -2 * k / dim, "k/d": -k / dim, "+2k/d": 2 * k / dim}[exponent]
@@ -306,34 +302,37 @@ def _encoding_variant(length, dim, *, exponent="2k/d", first_position=0, layout=
         table[:, 0::2], table[:, 1::2] = cosine, sine
     else:                                                  # "halves": [sines | cosines]
         table = torch.cat([sine, cosine], dim=1)
-    return table
+    return table.float()
 
 
-_ENCODING_SLIPS = {
-    "sine and cosine are swapped: sine goes in the even columns 2k, cosine in 2k + 1.":
-        {"layout": "swapped"},
-    "the sines fill the first half of the columns and the cosines the second; they alternate: "
-    "sine in column 2k, cosine in column 2k + 1 (table[:, 0::2] and table[:, 1::2]).":
-        {"layout": "halves"},
-    "the exponent is 2k / dim with k = 0 .. dim/2 - 1 (use torch.arange(0, dim, 2) / dim), "
-    "not k / dim.": {"exponent": "k/d"},
-    "the exponent's sign is wrong: w_k = 1 / 10000^(2k/dim) = 10000 ** (-2k / dim), so the "
-    "frequencies fall from 1 to nearly 0.": {"exponent": "+2k/d"},
-    "the positions start at 1; they are 0 .. length - 1 (torch.arange(length)).":
-        {"first_position": 1},
-    "columns 2k and 2k + 1 share one frequency w_k; your cosine column uses a frequency of its "
-    "own.": {"cosine_frequency": "own"},
-}
+ENCODING_SLIPS = [
+    Slip("sine and cosine swapped",
+         "sine and cosine are swapped: sine goes in the even columns 2k, cosine in 2k + 1.",
+         partial(_encoding_variant, layout="swapped")),
+    Slip("halves",
+         "the sines fill the first half of the columns and the cosines the second; they "
+         "alternate: sine in column 2k, cosine in column 2k + 1 (table[:, 0::2] and "
+         "table[:, 1::2]).", partial(_encoding_variant, layout="halves")),
+    Slip("exponent k / dim",
+         "the exponent is 2k / dim with k = 0 .. dim/2 - 1 (use torch.arange(0, dim, 2) / dim), "
+         "not k / dim.", partial(_encoding_variant, exponent="k/d")),
+    Slip("exponent's sign",
+         "the exponent's sign is wrong: w_k = 1 / 10000^(2k/dim) = 10000 ** (-2k / dim), so the "
+         "frequencies fall from 1 to nearly 0.", partial(_encoding_variant, exponent="+2k/d")),
+    Slip("positions from 1",
+         "the positions start at 1; they are 0 .. length - 1 (torch.arange(length)).",
+         partial(_encoding_variant, first_position=1)),
+    Slip("cosine frequency",
+         "columns 2k and 2k + 1 share one frequency w_k; your cosine column uses a frequency of "
+         "its own.", partial(_encoding_variant, cosine_frequency="own")),
+]
 
 
 def _diagnose_encoding(case, expected, got):
-    if isinstance(got, torch.Tensor) and got.dtype != expected.dtype:
+    if isinstance(got, torch.Tensor) and got.dtype != expected.dtype and got.shape == expected.shape:
         if torch.allclose(got.double(), expected.double(), atol=1e-5):
             return "the values are right; return them as float32 (table.float())."
-    length, dim = case.args
-    variants = {message: (lambda changes=changes: _encoding_variant(length, dim, **changes))
-                for message, changes in _ENCODING_SLIPS.items()}
-    return _first_match(got, variants)
+    return None
 
 
 # ---- exercise 5: the cost of attention -------------------------------------------------------
@@ -349,36 +348,44 @@ def check_layer_costs(student):
                           diagnose=_diagnose_costs)
 
 
-def _cost_slips(length, dim, hidden):
-    """For each answer, wrong values learners arrive at, with what to tell them."""
-    L, d, n = length, dim, hidden
-    macs = "you counted multiply-adds; one multiply-add is 2 floating-point operations."
-    return {
-        "fc_params": {d * n: "you counted one layer: W1 (d x n) and W2 (n x d) both count.",
-                      2 * d * n + n + d: "biases are ignored in this exercise: count the weights only."},
-        "fc_flops": {2 * L * d * n: "half the expected value: either you counted multiply-adds "
-                                    "(one multiply-add is 2 FLOPs), or one layer only ((X W1) and "
-                                    "then (. W2) cost 2 L d n FLOPs each)."},
-        "fc_output_shape": {(L, n): "the second layer has d neurons: Y is L x d, like X.",
-                            (d, L): "one row per token: Y is (L, d)."},
-        "attention_params": {3 * d * d: "W^O is a fourth d x d matrix: 4 d^2 weights.",
-                             4 * d * d + 4 * d: "biases are ignored in this exercise: count the "
-                                                "weights only."},
-        "attention_flops": {
-            (8 * L * d * d + 4 * L * L * d) // 2: macs,
-            8 * L * d * d: "the two L x L products are missing: Q K^T and its product with V "
-                           "cost 2 L^2 d FLOPs each.",
-            6 * L * d * d + 4 * L * L * d: "the product with W^O is missing: four projections of "
-                                           "2 L d^2 FLOPs each.",
-            8 * L * d * d + 2 * L * L * d: "there are two L x L products, Q K^T and (Q K^T) V, "
-                                           "2 L^2 d FLOPs each.",
-            12 * L * d * d: "you computed Q (K^T V), which never forms the L x L matrix; the "
-                            "exercise multiplies from left to right, (Q K^T) V.",
-        },
-        "attention_output_shape": {(L, L): "Q K^T is L x L, but it is multiplied by V and W^O "
-                                           "afterwards: Y is L x d.",
-                                   (d, L): "one row per token: Y is (L, d)."},
-    }
+_BIASES = "biases are ignored in this exercise: count the weights only."
+_ONE_ROW_PER_TOKEN = "one row per token: Y is (L, d)."
+
+COST_SLIPS = [  # each explains one answer, ``part``; the formulas take (L, d, n)
+    Slip("one FC layer", "you counted one layer: W1 (d x n) and W2 (n x d) both count.",
+         lambda L, d, n: d * n, part="fc_params"),
+    Slip("FC biases", _BIASES, lambda L, d, n: 2 * d * n + n + d, part="fc_params"),
+    Slip("FC FLOPs halved",
+         "half the expected value: either you counted multiply-adds (one multiply-add is 2 "
+         "FLOPs), or one layer only ((X W1) and then (. W2) cost 2 L d n FLOPs each).",
+         lambda L, d, n: 2 * L * d * n, part="fc_flops"),
+    Slip("FC output (L, n)", "the second layer has d neurons: Y is L x d, like X.",
+         lambda L, d, n: (L, n), part="fc_output_shape"),
+    Slip("FC output transposed", _ONE_ROW_PER_TOKEN, lambda L, d, n: (d, L), part="fc_output_shape"),
+    Slip("no W^O", "W^O is a fourth d x d matrix: 4 d^2 weights.", lambda L, d, n: 3 * d * d,
+         part="attention_params"),
+    Slip("attention biases", _BIASES, lambda L, d, n: 4 * d * d + 4 * d, part="attention_params"),
+    Slip("multiply-adds",
+         "you counted multiply-adds; one multiply-add is 2 floating-point operations.",
+         lambda L, d, n: (8 * L * d * d + 4 * L * L * d) // 2, part="attention_flops"),
+    Slip("no L x L products",
+         "the two L x L products are missing: Q K^T and its product with V cost 2 L^2 d FLOPs "
+         "each.", lambda L, d, n: 8 * L * d * d, part="attention_flops"),
+    Slip("no product with W^O",
+         "the product with W^O is missing: four projections of 2 L d^2 FLOPs each.",
+         lambda L, d, n: 6 * L * d * d + 4 * L * L * d, part="attention_flops"),
+    Slip("one L x L product",
+         "there are two L x L products, Q K^T and (Q K^T) V, 2 L^2 d FLOPs each.",
+         lambda L, d, n: 8 * L * d * d + 2 * L * L * d, part="attention_flops"),
+    Slip("right to left",
+         "you computed Q (K^T V), which never forms the L x L matrix; the exercise multiplies "
+         "from left to right, (Q K^T) V.", lambda L, d, n: 12 * L * d * d, part="attention_flops"),
+    Slip("attention output (L, L)",
+         "Q K^T is L x L, but it is multiplied by V and W^O afterwards: Y is L x d.",
+         lambda L, d, n: (L, L), part="attention_output_shape"),
+    Slip("attention output transposed", _ONE_ROW_PER_TOKEN, lambda L, d, n: (d, L),
+         part="attention_output_shape"),
+]
 
 
 _COST_REMINDERS = {
@@ -396,23 +403,15 @@ def _diagnose_costs(case, expected, got):
     """Name the slip behind the first wrong answer (in the order compare() reports them)."""
     if not isinstance(got, dict):
         return None
-    slips = _cost_slips(*case.args)
     for key, right in expected.items():
         answer = got.get(key)
-        if isinstance(answer, (list, torch.Size)):
-            answer = tuple(answer)
-        numbers = answer if isinstance(answer, tuple) else (answer,)
-        if any(isinstance(number, float) for number in numbers) and answer == right:
+        if compare(right, answer) is None:
+            continue
+        numbers = tuple(answer) if isinstance(answer, (tuple, list)) else (answer,)
+        if any(isinstance(number, float) for number in numbers) and numbers == (
+                right if isinstance(right, tuple) else (right,)):
             return (f"{key} has the right value but as a float; return integers (use // instead "
                     f"of /, or int()).")
-        try:
-            same = bool(answer == right)
-        except (TypeError, ValueError, RuntimeError):  # e.g. a tensor of several numbers
-            same = False
-        if same:
-            continue
-        try:
-            return slips[key].get(answer, _COST_REMINDERS[key])
-        except TypeError:  # an unhashable answer: no slip to look up
-            return _COST_REMINDERS[key]
+        slips = [slip for slip in COST_SLIPS if slip.part == key]
+        return diagnose_slips(slips, case, expected, got) or _COST_REMINDERS[key]
     return None

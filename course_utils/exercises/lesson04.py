@@ -2,14 +2,18 @@
 teacher forcing, and the greedy decoding loop.
 
 The references are the package's own code (course_utils.attention and .transformer), which the
-lesson's translator uses.
+lesson's translator uses. A wrong answer is diagnosed by the exercise's slips, each the reference
+with one common mistake (see course_utils.checks.Slip): the decoder layer's and the decoding
+loop's are the reference's code with one thing changed.
 """
+
+from functools import partial
 
 import torch
 from torch import nn
 
 from course_utils import attention, transformer
-from course_utils.checks import Case, check_function, check_module
+from course_utils.checks import Case, Slip, check_function, check_module
 
 # ---- reference solutions ---------------------------------------------------------------------
 
@@ -41,7 +45,7 @@ def shift_right(labels: torch.Tensor, bos_id: int) -> torch.Tensor:
     return torch.cat([start, labels[:, :-1]], dim=1)
 
 
-# ---- checks ----------------------------------------------------------------------------------
+# ---- exercise 1: the causal mask -------------------------------------------------------------
 
 def check_causal_mask(student):
     hint = ("row i is the query at position i: True in columns 0..i (where it may attend), False "
@@ -50,30 +54,41 @@ def check_causal_mask(student):
              Case("length 1", (1,), hint="a single position may attend to itself: [[True]]."),
              Case("length 7", (7,), hint=hint)]
     return check_function(student, causal_mask, cases, exercise="Exercise 1 (causal mask)",
-                          diagnose=_diagnose_causal_mask)
+                          diagnose=_diagnose_causal_mask, slips=CAUSAL_MASK_SLIPS)
+
+
+def _ones(length):
+    return torch.ones(length, length, dtype=torch.bool)
+
+
+CAUSAL_MASK_SLIPS = [
+    Slip("inverted",
+         "the mask is inverted: True must mean 'may attend', so the past and the diagonal are True.",
+         lambda length: ~causal_mask(length)),
+    Slip("transposed",
+         "this is the transpose: rows are the queries (the positions being computed), columns the "
+         "keys, so row i is True in columns 0..i (lower triangle).", lambda length: causal_mask(length).T),
+    Slip("no diagonal",
+         "the diagonal is missing: a position may attend to itself (torch.tril with the default "
+         "diagonal=0). Without it the first position sees nothing at all.",
+         lambda length: _ones(length).tril(diagonal=-1)),
+    Slip("diagonal=1",
+         "each position also sees the next one (tril with diagonal=1): keep the default "
+         "diagonal=0, so that row i is True in columns 0..i only.",
+         lambda length: _ones(length).tril(diagonal=1)),
+    Slip("all True",
+         "every entry is True, so nothing is hidden: the future (above the diagonal) must be False.",
+         _ones),
+]
 
 
 def _diagnose_causal_mask(case, expected, got):
-    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-        return None
-    if got.dtype != torch.bool:
+    if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.dtype != torch.bool:
         return "return booleans (dtype=torch.bool): True = may attend, False = hidden."
-    if torch.equal(got, ~expected):
-        return "the mask is inverted: True must mean 'may attend', so the past and the diagonal are True."
-    if torch.equal(got, expected.T):
-        return ("this is the transpose: rows are the queries (the positions being computed), "
-                "columns the keys, so row i is True in columns 0..i (lower triangle).")
-    if torch.equal(got, expected & ~torch.eye(len(expected), dtype=torch.bool)):
-        return ("the diagonal is missing: a position may attend to itself (torch.tril with the "
-                "default diagonal=0). Without it the first position sees nothing at all.")
-    if len(expected) > 1 and torch.equal(got, torch.ones_like(expected).tril(diagonal=1)):
-        return ("each position also sees the next one (tril with diagonal=1): keep the default "
-                "diagonal=0, so that row i is True in columns 0..i only.")
-    if len(expected) > 1 and got.all():
-        return ("every entry is True, so nothing is hidden: the future (above the diagonal) "
-                "must be False.")
     return None
 
+
+# ---- exercise 2: the decoder layer -----------------------------------------------------------
 
 def _decoder_inputs(seed, batch, length_y, length_x, dim, padded):
     generator = torch.Generator().manual_seed(seed)
@@ -108,91 +123,70 @@ def check_decoder_layer(student_cls):
                   hint="one target position: avoid squeeze() and anything else that assumes "
                        "more than one row or position.")]
     return check_module(student_cls, DecoderLayer, cases, exercise="Exercise 2 (decoder layer)",
-                        diagnose=_diagnose_decoder_layer, prepare=_randomise_norms)
+                        slips=DECODER_SLIPS, prepare=_randomise_norms)
 
 
-class _Slips(DecoderLayer):
-    """The reference layer run with one common mistake, to name the learner's."""
+def _decoder_variant(layer, y, memory, memory_mask=None, *, causal="lower", use_memory_mask=True,
+                     cross_keys="memory", cross_first=False, norm_at="sum", one_norm=False,
+                     residual=True):
+    """DecoderLayer's forward pass with one thing changed (the defaults give the reference)."""
+    mask = {"lower": causal_mask(y.shape[1]), "upper": causal_mask(y.shape[1]).T, "none": None}[causal]
 
-    def __init__(self, slip, **init):
-        super().__init__(**init)
-        self.slip = slip
+    def cross_attention(h):
+        keys = memory if cross_keys == "memory" else h
+        return layer.cross_attention(h, keys, keys, memory_mask if use_memory_mask else None)
 
-    def forward(self, y, memory, memory_mask=None):
-        slip = self.slip
-        mask = None if slip == "no causal mask" else causal_mask(y.shape[1])
-        if slip == "mask shows the future":
-            mask = mask.T
-        cross_mask = None if slip == "no memory mask" else memory_mask
-        keys = y if slip == "cross-attends to itself" else memory
-        if slip == "cross-attention first":
-            y = self.norm1(y + self.cross_attention(y, memory, memory, cross_mask))
-            y = self.norm2(y + self.self_attention(y, y, y, mask))
-            return self.norm3(y + self.feed_forward(y))
-        if slip == "norm on the branch":
-            y = y + self.norm1(self.self_attention(y, y, y, mask))
-            y = y + self.norm2(self.cross_attention(y, memory, memory, cross_mask))
-            return y + self.norm3(self.feed_forward(y))
-        if slip == "pre-norm":
-            y = y + self.self_attention(self.norm1(y), self.norm1(y), self.norm1(y), mask)
-            y = y + self.cross_attention(self.norm2(y), memory, memory, cross_mask)
-            return y + self.feed_forward(self.norm3(y))
-        if slip == "one norm for all":
-            y = self.norm1(y + self.self_attention(y, y, y, mask))
-            y = self.norm1(y + self.cross_attention(y, memory, memory, cross_mask))
-            return self.norm1(y + self.feed_forward(y))
-        if slip == "no residual":
-            y = self.norm1(self.self_attention(y, y, y, mask))
-            y = self.norm2(self.cross_attention(y, memory, memory, cross_mask))
-            return self.norm3(self.feed_forward(y))
-        y = self.norm1(y + self.self_attention(y, y, y, mask))
-        y = self.norm2(y + self.cross_attention(y, keys, keys, cross_mask))
-        return self.norm3(y + self.feed_forward(y))
+    sublayers = [lambda h: layer.self_attention(h, h, h, mask), cross_attention, layer.feed_forward]
+    if cross_first:
+        sublayers[:2] = sublayers[1::-1]
+    norms = [layer.norm1] * 3 if one_norm else [layer.norm1, layer.norm2, layer.norm3]
+    for sublayer, norm in zip(sublayers, norms):
+        if norm_at == "branch":
+            y = y + norm(sublayer(y))
+        elif norm_at == "input":  # pre-norm
+            y = y + sublayer(norm(y))
+        else:
+            y = norm(y + sublayer(y) if residual else sublayer(y))
+    return y
 
 
-_DECODER_SLIPS = {
-    "no causal mask": "without the causal mask every position sees the targets after it "
-                      "(the answer, in training): pass causal_mask(L_y) to the self-attention.",
-    "no memory mask": "the cross-attention must hide the padded source positions: pass "
-                      "memory_mask to it.",
-    "mask shows the future": "the self-attention's mask is the wrong way round: row i (the "
-                             "query) may see columns 0..i, the lower triangle; yours shows the "
-                             "upper one, the future.",
-    "cross-attends to itself": "in the cross-attention the keys and values come from memory "
-                               "(the encoder's output); only the queries come from y.",
-    "cross-attention first": "the sub-layers are in the wrong order: first the masked "
-                             "self-attention (norm1), then the cross-attention (norm2), then the "
-                             "feed-forward (norm3).",
-    "norm on the branch": "normalise the sum, norm(y + sublayer(y)), not the sub-layer's output "
-                          "alone: y + norm(sublayer(y)) leaves the residual stream unnormalised.",
-    "pre-norm": "you normalised before each sub-layer (pre-norm); this exercise asks for the "
-                "paper's post-norm: y = norm(y + sublayer(y)).",
-    "one norm for all": "each sub-layer has its own layer norm, with its own weights: norm1 "
-                        "after the self-attention, norm2 after the cross-attention, norm3 after "
-                        "the feed-forward.",
-    "no residual": "each sub-layer's output is added to its input before the norm: "
-                   "norm(y + sublayer(y)), not norm(sublayer(y)).",
-}
+DECODER_SLIPS = [
+    Slip("no causal mask",
+         "without the causal mask every position sees the targets after it (the answer, in "
+         "training): pass causal_mask(L_y) to the self-attention.",
+         partial(_decoder_variant, causal="none")),
+    Slip("no memory mask",
+         "the cross-attention must hide the padded source positions: pass memory_mask to it.",
+         partial(_decoder_variant, use_memory_mask=False)),
+    Slip("mask shows the future",
+         "the self-attention's mask is the wrong way round: row i (the query) may see columns "
+         "0..i, the lower triangle; yours shows the upper one, the future.",
+         partial(_decoder_variant, causal="upper")),
+    Slip("cross-attends to itself",
+         "in the cross-attention the keys and values come from memory (the encoder's output); "
+         "only the queries come from y.", partial(_decoder_variant, cross_keys="y")),
+    Slip("cross-attention first",
+         "the sub-layers are in the wrong order: first the masked self-attention (norm1), then "
+         "the cross-attention (norm2), then the feed-forward (norm3).",
+         partial(_decoder_variant, cross_first=True)),
+    Slip("norm on the branch",
+         "normalise the sum, norm(y + sublayer(y)), not the sub-layer's output alone: "
+         "y + norm(sublayer(y)) leaves the residual stream unnormalised.",
+         partial(_decoder_variant, norm_at="branch")),
+    Slip("pre-norm",
+         "you normalised before each sub-layer (pre-norm); this exercise asks for the paper's "
+         "post-norm: y = norm(y + sublayer(y)).", partial(_decoder_variant, norm_at="input")),
+    Slip("one norm for all",
+         "each sub-layer has its own layer norm, with its own weights: norm1 after the "
+         "self-attention, norm2 after the cross-attention, norm3 after the feed-forward.",
+         partial(_decoder_variant, one_norm=True)),
+    Slip("no residual",
+         "each sub-layer's output is added to its input before the norm: norm(y + sublayer(y)), "
+         "not norm(sublayer(y)).", partial(_decoder_variant, residual=False)),
+]
 
 
-def _diagnose_decoder_layer(case, expected, got):
-    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-        return None
-    init, inputs = case.args
-    with torch.random.fork_rng():  # as in check_module: the notebook's random numbers stay put
-        torch.manual_seed(0)
-        reference = DecoderLayer(**init)
-        _randomise_norms(reference)
-        state = reference.state_dict()
-        variants = {slip: _Slips(slip, **init) for slip in _DECODER_SLIPS}
-    for slip, advice in _DECODER_SLIPS.items():
-        variant = variants[slip]
-        variant.load_state_dict(state)
-        with torch.no_grad():
-            if torch.allclose(variant(*inputs), got, atol=1e-5):
-                return advice
-    return None
-
+# ---- exercise 3: shifting the targets right --------------------------------------------------
 
 def check_shift_right(student):
     hint = ("input t is label t - 1, with bos_id at t = 0: the decoder reads <bos> to predict "
@@ -202,37 +196,48 @@ def check_shift_right(student):
              Case("one row, bos_id 3", (torch.tensor([[7, 8, 2]]), 3), hint=hint),
              Case("labels of length 1", (torch.tensor([[2], [2]]), 1), hint=hint)]
     return check_function(student, shift_right, cases, exercise="Exercise 3 (shift right)",
-                          diagnose=_diagnose_shift_right)
+                          diagnose=_diagnose_shift_right, slips=SHIFT_SLIPS)
+
+
+def _bos_column(labels, bos_id):
+    return torch.full_like(labels[:, :1], bos_id)
+
+
+SHIFT_SLIPS = [
+    Slip("last label kept",
+         "the inputs must have the labels' length, one input per label: drop the last label "
+         "column (labels[:, :-1]) after putting <bos> in front.",
+         lambda labels, bos_id: torch.cat([_bos_column(labels, bos_id), labels], dim=1)),
+    Slip("first label dropped",
+         "you dropped the first label instead of the last: after <bos> come labels[:, :-1] "
+         "(every label but the last).",
+         lambda labels, bos_id: torch.cat([_bos_column(labels, bos_id), labels[:, 1:]], dim=1)),
+    Slip("the labels themselves",
+         "these are the labels themselves: the decoder would be shown the character it must "
+         "predict.", lambda labels, bos_id: labels.clone()),
+]
 
 
 def _diagnose_shift_right(case, expected, got):
+    """Slips recognised by a property of the answer, whatever its other values."""
     labels, bos_id = case.args
-    if not isinstance(got, torch.Tensor):
-        return None
-    if got.shape[1] == labels.shape[1] + 1:
-        return ("the inputs must have the labels' length, one input per label: drop the last "
-                "label column (labels[:, :-1]) after putting <bos> in front.")
-    if got.shape != expected.shape:
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
         return None
     if got.is_floating_point() and torch.equal(got.long(), expected):
         return ("token ids are integers: build the <bos> column with the labels' dtype, e.g. "
                 "torch.full_like(labels[:, :1], bos_id); a float column makes torch.cat return "
                 "floats.")
-    if labels.shape[1] > 1 and torch.equal(got[:, 1:], labels[:, 1:]) and (got[:, 0] == bos_id).all():
-        return ("you dropped the first label instead of the last: after <bos> come labels[:, :-1] "
-                "(every label but the last).")
     if torch.equal(got[:, 1:], labels[:, :-1]) and not (got[:, 0] == bos_id).all():
         return f"the first column must be bos_id ({bos_id}) in every row."
     if labels.shape[1] > 1 and torch.equal(got[:, :-1], labels[:, 1:]):
         return ("that shifts left (the future); shift right: input t is label t - 1, with <bos> "
                 "at t = 0.")
-    if torch.equal(got, labels):
-        return ("these are the labels themselves: the decoder would be shown the character it "
-                "must predict.")
     return None
 
 
-class _ScriptedModel:
+# ---- exercise 4: greedy decoding -------------------------------------------------------------
+
+class ScriptedModel:
     """Stands in for the translator: copies the first source tokens, then ends.
 
     Row r of the source holds its answer followed by padding (0). While what the decoder has
@@ -261,19 +266,6 @@ class _ScriptedModel:
         return logits
 
 
-class _IgnoresSourceMask:
-    """A model whose decoder is never given the source mask: a learner's slip, reproduced."""
-
-    def __init__(self, model):
-        self.model, self.pad_id = model, model.pad_id
-
-    def encode(self, source):
-        return self.model.encode(source)
-
-    def decode(self, tokens, memory, source_mask):
-        return self.model.decode(tokens, memory, None)
-
-
 def _real_model():
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -284,7 +276,7 @@ def _real_model():
 
 
 def check_greedy_decode(student):
-    scripted = _ScriptedModel()
+    scripted = ScriptedModel()
     rows_end_apart = torch.tensor([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12], [4, 0, 0, 0, 0]])
     cases = [Case("scripted model, rows ending at different steps",
                   (scripted, rows_end_apart), {"bos_id": 1, "eos_id": 2, "max_length": 10},
@@ -305,95 +297,73 @@ def check_greedy_decode(student):
                   {"bos_id": 1, "eos_id": 2, "max_length": 8},
                   hint="pass the source_mask returned by model.encode to every model.decode call: "
                        "it hides the padding from the cross-attention.")]
-
-    def diagnose(case, expected, got):
-        position = next(index for index, known in enumerate(cases) if known is case)
-        return _diagnose_greedy_decode(case, expected, got, passed=cases[:position])
-
     return check_function(student, greedy_decode, cases, exercise="Exercise 4 (greedy decoding)",
-                          diagnose=diagnose)
+                          slips=GREEDY_SLIPS)
 
 
-def _greedy_with_slip(model, source, *, bos_id, eos_id, max_length, slip):
-    """The reference loop with one common mistake (a key of _GREEDY_SLIPS), to name the learner's."""
-    if slip == "no source mask":
-        model = _IgnoresSourceMask(model)
-    memory, source_mask = model.encode(source)
+def _greedy_variant(model, source, *, bos_id, eos_id, max_length, keep_bos=False, extra_steps=0,
+                    feed="all", read=-1, pad="after eos", stop="all finished", source_mask=True):
+    """greedy_decode with one thing changed (the defaults give the reference). ``extra_steps``
+    runs the loop longer (or shorter); the learner's loop may never end, this one does."""
+    memory, mask = model.encode(source)
+    mask = mask if source_mask else None
     tokens = torch.full((len(source), 1), bos_id, dtype=torch.long, device=source.device)
     finished = torch.zeros(len(source), dtype=torch.bool, device=source.device)
-    steps = {"ignores max_length": max_length + 100,  # the learner's loop may never end; this one does
-             "max_length counts <bos>": max_length - 1}.get(slip, max_length)
-    for _ in range(steps):
-        decoder_input = tokens[:, -1:] if slip == "feeds only the last token" else tokens
-        logits = model.decode(decoder_input, memory, source_mask)
-        next_token = logits[:, 0 if slip == "reads the first position" else -1].argmax(dim=-1)
-        if slip == "pads the <eos> itself":
+    for _ in range(max_length + extra_steps):
+        logits = model.decode(tokens[:, -1:] if feed == "last" else tokens, memory, mask)
+        next_token = logits[:, read].argmax(dim=-1)
+        if pad == "eos itself":
             finished |= next_token == eos_id
-        if slip not in ("no padding after <eos>", "ignores eos_id"):
+        if pad != "none":
             next_token = next_token.masked_fill(finished, model.pad_id)
-        if slip == "stops before appending" and (finished | (next_token == eos_id)).all():
+        if stop == "before appending" and (finished | (next_token == eos_id)).all():
             break
         tokens = torch.cat([tokens, next_token[:, None]], dim=1)
         finished |= next_token == eos_id
-        if slip == "stops when any row ends":
-            if finished.any():
-                break
-        elif slip not in ("runs on after the end", "ignores eos_id") and finished.all():
+        if finished.any() if stop == "any finished" else (stop != "never" and finished.all()):
             break
-    return tokens if slip == "keeps <bos>" else tokens[:, 1:]
+    return tokens if keep_bos else tokens[:, 1:]
 
 
-_GREEDY_SLIPS = {
-    "keeps <bos>": "return the generated tokens without the leading <bos> column (tokens[:, 1:]).",
-    "ignores max_length": "the loop went past max_length: generate at most max_length tokens "
-                          "(for _ in range(max_length)), even when some rows have not produced "
-                          "eos_id yet.",
-    "max_length counts <bos>": "one token short: max_length counts the generated tokens, not the "
-                               "<bos> column; run the loop max_length times.",
-    "runs on after the end": "the loop ran on after every row had produced eos_id: stop as soon "
-                             "as all rows have finished (if finished.all(): break).",
-    "ignores eos_id": "the loop never looks at eos_id: keep a boolean per row, set when the row "
-                      "produces eos_id; from then on append pad_id to it, and stop when every "
-                      "row has finished.",
-    "stops when any row ends": "the loop stopped while some rows were unfinished: stop only when "
-                               "*every* row has produced eos_id (all, not any).",
-    "stops before appending": "the last token is missing: append the new token first, then "
-                              "check whether every row has finished.",
-    "pads the <eos> itself": "keep the eos_id itself and pad only the steps after it: mask the "
-                             "new tokens with the rows that had finished *before* this step, "
-                             "then update the finished rows.",
-    "no padding after <eos>": "after a row has produced eos_id, write pad_id in it (masked_fill "
-                              "with the rows already finished), whatever the model predicts there.",
-    "reads the first position": "take the prediction of the *last* position, logits[:, -1]: "
-                                "position 0 predicts the first token, again and again.",
-    "feeds only the last token": "feed back the whole sequence so far (with <bos> first): the "
-                                 "decoder needs every token written, not only the last one.",
-    "no source mask": "pass the source_mask returned by model.encode to every model.decode call: "
-                      "without it the cross-attention reads the padding of the shorter sources.",
-}
-
-
-def _diagnose_greedy_decode(case, expected, got, passed=()):
-    """Name the slips whose variant gives the learner's tokens on this case and the reference's
-    on the cases the learner ``passed`` before it (a slip that would have failed those is not
-    theirs)."""
-    if not isinstance(got, torch.Tensor):
-        return None
-    model, source = case.args
-
-    def slip_output(slip, on_case):
-        return _greedy_with_slip(*on_case.args, slip=slip, **on_case.kwargs)
-
-    matches = []  # on a given case two slips can give the same tokens: name them all
-    for slip, advice in _GREEDY_SLIPS.items():
-        if slip == "no source mask" and not isinstance(model, transformer.Seq2SeqTransformer):
-            continue  # the scripted model ignores the mask: this slip cannot show there
-        variant = slip_output(slip, case)
-        if not torch.equal(variant, got) or torch.equal(variant, expected):
-            continue
-        if all(torch.equal(slip_output(slip, earlier), greedy_decode(*earlier.args, **earlier.kwargs))
-               for earlier in passed):
-            matches.append(advice)
-    if len(matches) > 1:
-        return "one of these: " + " Or: ".join(matches)
-    return matches[0] if matches else None
+GREEDY_SLIPS = [
+    Slip("keeps <bos>",
+         "return the generated tokens without the leading <bos> column (tokens[:, 1:]).",
+         partial(_greedy_variant, keep_bos=True)),
+    Slip("ignores max_length",
+         "the loop went past max_length: generate at most max_length tokens (for _ in "
+         "range(max_length)), even when some rows have not produced eos_id yet.",
+         partial(_greedy_variant, extra_steps=100)),
+    Slip("max_length counts <bos>",
+         "one token short: max_length counts the generated tokens, not the <bos> column; run the "
+         "loop max_length times.", partial(_greedy_variant, extra_steps=-1)),
+    Slip("runs on after the end",
+         "the loop ran on after every row had produced eos_id: stop as soon as all rows have "
+         "finished (if finished.all(): break).", partial(_greedy_variant, stop="never")),
+    Slip("ignores eos_id",
+         "the loop never looks at eos_id: keep a boolean per row, set when the row produces "
+         "eos_id; from then on append pad_id to it, and stop when every row has finished.",
+         partial(_greedy_variant, pad="none", stop="never")),
+    Slip("stops when any row ends",
+         "the loop stopped while some rows were unfinished: stop only when *every* row has "
+         "produced eos_id (all, not any).", partial(_greedy_variant, stop="any finished")),
+    Slip("stops before appending",
+         "the last token is missing: append the new token first, then check whether every row "
+         "has finished.", partial(_greedy_variant, stop="before appending")),
+    Slip("pads the <eos> itself",
+         "keep the eos_id itself and pad only the steps after it: mask the new tokens with the "
+         "rows that had finished *before* this step, then update the finished rows.",
+         partial(_greedy_variant, pad="eos itself")),
+    Slip("no padding after <eos>",
+         "after a row has produced eos_id, write pad_id in it (masked_fill with the rows already "
+         "finished), whatever the model predicts there.", partial(_greedy_variant, pad="none")),
+    Slip("reads the first position",
+         "take the prediction of the *last* position, logits[:, -1]: position 0 predicts the "
+         "first token, again and again.", partial(_greedy_variant, read=0)),
+    Slip("feeds only the last token",
+         "feed back the whole sequence so far (with <bos> first): the decoder needs every token "
+         "written, not only the last one.", partial(_greedy_variant, feed="last")),
+    Slip("no source mask",
+         "pass the source_mask returned by model.encode to every model.decode call: without it "
+         "the cross-attention reads the padding of the shorter sources.",
+         partial(_greedy_variant, source_mask=False)),
+]

@@ -1,0 +1,274 @@
+"""Ahead-of-time runs: experiments too long to run live on a laptop CPU, run once and committed.
+
+Some experiments of lessons 05-07 honestly need minutes on a CPU (a grid of trainings, a
+self-supervised pretraining). Each is a :class:`Recipe` here: its settings and the function
+that runs them. ``python3 course.py pretrain [NAME ...]`` runs recipes and writes their small
+outputs under ``data/pretrained/NAME/``:
+
+* ``weights.pt``: the trained model's weights (loaded weights-only), when the recipe has a model;
+* ``results.json``: curves and tables, always with ``step_loss``, the loss of every training step;
+* ``provenance.json``: the command, the recipe's settings and hash, the code version, the seed,
+  the wall time and the machine, and the checksums of the two files above.
+
+They are committed, so a first run of a lesson and a live class load them at once. A lesson
+that shows one says so, plots its recorded curve, and can run the recipe live (``run_recipe``).
+:func:`load_pretrained` refuses outputs whose recipe changed since they were written, and
+``tests/test_pretrained.py`` retrains the first steps of each and matches the recorded losses.
+"""
+
+import argparse
+import datetime
+import io
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from course_utils import config
+from course_utils.cache import package_version, source_of
+from course_utils.storage import CorruptCacheError, atomic_write_bytes, sha256_of
+
+REPLAY_STEPS = 8  # how many first steps the test retrains and compares
+# In the repository (committed), wherever COURSE_DATA_DIR puts the downloaded data.
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "data" / "pretrained"
+
+
+@dataclass
+class Outputs:
+    """What a recipe's run returns: the trained model (or None) and JSON-able results, which
+    must include ``step_loss`` (the loss of every training step, in order)."""
+
+    model: nn.Module | None
+    results: dict
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An ahead-of-time experiment: ``run(settings, max_steps=None) -> Outputs``.
+
+    ``max_steps`` stops training early with everything else unchanged (same data order, same
+    learning-rate schedule), so that a test can retrain the first steps and compare.
+    ``build(settings)`` makes the untrained model that the weights load into.
+    """
+
+    name: str
+    summary: str
+    settings: dict
+    run: Callable[..., Outputs]
+    build: Callable[[dict], nn.Module] | None = None
+    lessons: tuple[str, ...] = field(default_factory=tuple)
+
+    def hash(self) -> str:
+        """Changes when the settings or the code of ``run`` or ``build`` change."""
+        identity = {"name": self.name, "settings": self.settings, "run": source_of(self.run),
+                    "build": source_of(self.build) if self.build else None}
+        return sha256_of(json.dumps(identity, sort_keys=True).encode())[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# The recipes.
+
+def _glyph_tensors(num_images: int, seed: int):
+    from course_utils.data import load_dataset
+
+    splits = load_dataset("glyphs", num_images=num_images, seed=seed)
+    return {name: getattr(splits, name).tensors() for name in ("train", "val", "test")}
+
+
+def _build_vit_glyphs(settings: dict) -> nn.Module:
+    from course_utils.vit import VisionTransformer
+
+    return VisionTransformer(image_size=32, patch_size=settings["patch_size"], in_channels=3,
+                             num_classes=26, dim=settings["dim"], depth=settings["depth"],
+                             num_heads=settings["num_heads"], mlp_ratio=settings["mlp_ratio"])
+
+
+def _run_vit_glyphs(settings: dict, max_steps: int | None = None) -> Outputs:
+    """A small ViT trained on glyphs for lesson 05's attention maps: AdamW, one-cycle schedule."""
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+
+    from course_utils.training import evaluate, fit
+
+    device = config.current().device
+    config.seed_everything(settings["seed"])
+    data = _glyph_tensors(settings["num_images"], settings["seed"])
+    mean = data["train"][0].mean(dim=(0, 2, 3), keepdim=True)
+    std = data["train"][0].std(dim=(0, 2, 3), keepdim=True)
+
+    def loader(split, shuffle):
+        images, labels = data[split]
+        dataset = TensorDataset(((images - mean) / std).to(device), labels.to(device))
+        order = (RandomSampler(dataset, generator=torch.Generator().manual_seed(settings["seed"]))
+                 if shuffle else range(len(dataset)))
+        return DataLoader(dataset, sampler=BatchSampler(order, settings["batch_size"], drop_last=False),
+                          batch_size=None)
+
+    train_loader = loader("train", shuffle=True)
+    model = _build_vit_glyphs(settings).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"],
+                                  weight_decay=settings["weight_decay"])
+    total_steps = settings["epochs"] * len(train_loader)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings["lr"],
+                                                    total_steps=total_steps, pct_start=0.1)
+    history = fit(model, train_loader, loader("val", shuffle=False), optimizer=optimizer,
+                  steps=max_steps or total_steps, scheduler=scheduler, scheduler_interval="step",
+                  clip_grad_norm=1.0, progress=True)
+    results = {"history": history, "step_loss": history["step_loss"],
+               "normalisation": {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}}
+    if max_steps is None:
+        results["test"] = evaluate(model, loader("test", shuffle=False))
+    return Outputs(model=model, results=results)
+
+
+RECIPES = {recipe.name: recipe for recipe in [
+    Recipe(name="vit-glyphs",
+           summary="a small Vision Transformer (patches of 4x4, 4 layers) trained on glyphs",
+           settings={"num_images": 12_000, "seed": 0, "patch_size": 4, "dim": 64, "depth": 4,
+                     "num_heads": 4, "mlp_ratio": 2.0, "batch_size": 128, "epochs": 25,
+                     "lr": 2e-3, "weight_decay": 0.05},
+           run=_run_vit_glyphs, build=_build_vit_glyphs, lessons=("05",)),
+]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Running, writing and loading.
+
+def output_dir(name: str) -> Path:
+    return PRETRAINED_DIR / name
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise KeyError(f"No recipe named {name!r}; the recipes are: {', '.join(RECIPES)}.")
+    return RECIPES[name]
+
+
+def _git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return commit + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def _machine() -> dict:
+    device = config.current().device
+    described = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                 "cpu_threads": torch.get_num_threads(), "python": platform.python_version(),
+                 "torch": torch.__version__, "device": device.type}
+    if device.type == "cuda":
+        described["gpu"] = torch.cuda.get_device_name(device)
+    return described
+
+
+def run_recipe(name: str, *, write: bool = True) -> Outputs:
+    """Run a recipe in full (minutes) and, with ``write``, save its outputs with provenance."""
+    recipe = get_recipe(name)
+    start = time.perf_counter()
+    outputs = recipe.run(dict(recipe.settings))
+    seconds = time.perf_counter() - start
+    if not write:
+        return outputs
+    folder = output_dir(name)
+    files = {}
+    if outputs.model is not None:
+        buffer = io.BytesIO()
+        torch.save({name: tensor.cpu() for name, tensor in outputs.model.state_dict().items()}, buffer)
+        files["weights.pt"] = buffer.getvalue()
+    files["results.json"] = json.dumps(outputs.results, indent=1).encode()
+    provenance = {
+        "command": " ".join(["python3 course.py pretrain", name]),
+        "recipe": name, "settings": recipe.settings, "recipe_hash": recipe.hash(),
+        "code_version": {"git_commit": _git_commit(), "package": package_version()},
+        "seed": recipe.settings.get("seed"), "wall_seconds": round(seconds, 1),
+        "machine": _machine(),
+        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "sha256": {file: sha256_of(payload) for file, payload in files.items()},
+    }
+    for file, payload in files.items():
+        atomic_write_bytes(folder / file, payload)
+    atomic_write_bytes(folder / "provenance.json", json.dumps(provenance, indent=1).encode())
+    return outputs
+
+
+def _read_verified(folder: Path, file: str, provenance: dict) -> bytes:
+    payload = (folder / file).read_bytes()
+    if sha256_of(payload) != provenance["sha256"].get(file):
+        raise CorruptCacheError(f"{folder / file} does not match the checksum in its provenance: "
+                                f"it is damaged or was edited. Run `python3 course.py pretrain "
+                                f"{folder.name}` to write it again.")
+    return payload
+
+
+def load_pretrained(name: str, *, device: torch.device | str | None = None):
+    """The outputs of recipe ``name`` as written by ``course.py pretrain``, verified.
+
+    Returns ``(model, results, provenance)``; ``model`` is None for a recipe without one, else
+    built by the recipe, loaded weights-only and moved to ``device`` (default ``cfg.device``),
+    in eval mode. Refuses outputs whose recipe changed since they were written.
+    """
+    recipe = get_recipe(name)
+    folder = output_dir(name)
+    command = f"python3 course.py pretrain {name}"
+    if not (folder / "provenance.json").exists():
+        raise FileNotFoundError(f"No outputs of the recipe {name!r} in {folder}: run `{command}` "
+                                f"(it takes minutes) or run the experiment live.")
+    provenance = json.loads((folder / "provenance.json").read_text())
+    if provenance.get("recipe_hash") != recipe.hash():
+        raise CorruptCacheError(f"The recipe {name!r} changed since its outputs in {folder} were "
+                                f"written (hash {provenance.get('recipe_hash')} on disk, "
+                                f"{recipe.hash()} now): run `{command}` to write them again.")
+    results = json.loads(_read_verified(folder, "results.json", provenance))
+    model = None
+    if recipe.build is not None:
+        payload = _read_verified(folder, "weights.pt", provenance)
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        device = torch.device(device) if device is not None else config.current().device
+        with torch.random.fork_rng(devices=[]):  # building must not move the lesson's random stream
+            model = recipe.build(recipe.settings)
+        model.load_state_dict(state)
+        model = model.to(device).eval()
+    return model, results, provenance
+
+
+def replay_losses(name: str, steps: int = REPLAY_STEPS) -> list[float]:
+    """Retrain the first ``steps`` steps of a recipe and return their losses."""
+    recipe = get_recipe(name)
+    return recipe.run(dict(recipe.settings), max_steps=steps).results["step_loss"][:steps]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python3 course.py pretrain",
+                                     description="Run ahead-of-time recipes and write their "
+                                                 "outputs under data/pretrained/.")
+    parser.add_argument("names", nargs="*", help="recipes to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the recipes and stop")
+    arguments = parser.parse_args(argv)
+    if arguments.list:
+        for recipe in RECIPES.values():
+            print(f"{recipe.name:14s} lesson {', '.join(recipe.lessons)}: {recipe.summary}")
+        return
+    names = arguments.names or list(RECIPES)
+    for name in names:
+        get_recipe(name)  # fail before any long run on a misspelt name
+    config.setup(seed=0, verbose=True)
+    for number, name in enumerate(names, start=1):
+        print(f"[{number}/{len(names)}] {name}: {RECIPES[name].summary}", flush=True)
+        start = time.perf_counter()
+        run_recipe(name)
+        print(f"    written to {output_dir(name)} in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

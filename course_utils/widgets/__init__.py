@@ -1,0 +1,21 @@
+"""Interactive widgets, one module per topic. Each widget is a thin shell around a pure function
+that returns a figure (or data), so the figure can be tested, and shown statically, without a
+browser; every widget fills its output through :func:`course_utils.widgets._core._interactive`.
+
+* :mod:`.softmax` (lesson 01): softmax with a temperature;
+* :mod:`.convolution` (lesson 02): a photo through a classic 3x3 kernel;
+* :mod:`.attention` (lesson 03): one query against 2-D keys;
+* :mod:`.translation` (lessons 03-04): a translator's attention maps, character or word level.
+"""
+
+from course_utils.widgets.attention import attention_query_figure, attention_query_widget
+from course_utils.widgets.convolution import KERNELS, convolution_figure, convolution_widget
+from course_utils.widgets.softmax import temperature_figure, temperature_widget
+from course_utils.widgets.translation import (cross_attention_figure, translation_view,
+                                              translation_widget, word_attention)
+
+__all__ = [
+    "KERNELS", "attention_query_figure", "attention_query_widget", "convolution_figure",
+    "convolution_widget", "cross_attention_figure", "temperature_figure", "temperature_widget",
+    "translation_view", "translation_widget", "word_attention",
+]
