@@ -19,18 +19,15 @@ the same afterwards whether the model was trained or loaded, so the cells that f
 same numbers on a first and a second run. ``COURSE_RETRAIN=1`` trains again regardless.
 """
 
-import contextlib
 import hashlib
 import inspect
 import io
 import json
 import os
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -78,20 +75,6 @@ def recipe_key(name: str, recipe: dict, code: tuple[Callable, ...] = ()) -> str:
 
 def checkpoint_path(name: str, key: str) -> Path:
     return data_dir() / "checkpoints" / f"{name}-{key}.pt"
-
-
-@contextlib.contextmanager
-def _own_random_numbers(seed: int):
-    """Run the block on random numbers seeded with ``seed``, then restore every generator."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            config.seed_everything(seed)
-            yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
 
 
 def _save(path: Path, model: nn.Module, record: dict, recipe: dict) -> None:
@@ -144,7 +127,7 @@ def train_once(name: str, *, recipe: dict, build: Callable[[], nn.Module],
     key = recipe_key(name, recipe, (build, train))
     path = checkpoint_path(name, key)
     retrain = os.environ.get(RETRAIN_ENV_VAR, "").strip() not in ("", "0")
-    with _own_random_numbers(cfg.seed):
+    with config.seeded(cfg.seed):
         model = build().to(cfg.device)
         if not retrain:
             try:

@@ -25,18 +25,16 @@ text as plain output for terminals and test runs.
 """
 
 import html
-import random
 import textwrap
 import traceback
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from course_utils.comparison import SHAPE_ADVICE, compare, describe_value
-from course_utils.config import seed_everything
+from course_utils.config import seeded
 
 __all__ = ["Case", "CheckResult", "Slip", "check_function", "check_module", "compare",
            "describe_value", "diagnose_slips", "gradient_of", "report", "run_check", "seeded"]
@@ -122,24 +120,6 @@ def _clone(value):
     if isinstance(value, dict):
         return {key: _clone(item) for key, item in value.items()}
     return value
-
-
-@contextmanager
-def seeded(seed: int | None):
-    """Run the block with Python's, NumPy's and PyTorch's random numbers seeded with ``seed``,
-    then give them back the states they had, so that the caller's random numbers go on as if
-    the block had not run. With ``None`` the block runs as it is."""
-    if seed is None:
-        yield
-        return
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    try:
-        with torch.random.fork_rng():  # PyTorch's CPU and CUDA generators
-            seed_everything(seed)
-            yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
 
 
 def gradient_of(function: Callable, x: torch.Tensor, *other_inputs) -> torch.Tensor:

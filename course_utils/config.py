@@ -14,6 +14,7 @@ nothing has run.
 import os
 import platform
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,6 +121,25 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@contextmanager
+def seeded(seed: int | None):
+    """Run the block with Python's, NumPy's and PyTorch's random numbers seeded with ``seed``,
+    then give them back the states they had, so that the caller's random numbers go on as if
+    the block had not run. With ``None`` the block runs as it is."""
+    if seed is None:
+        yield
+        return
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng():  # PyTorch's CPU and CUDA generators
+            seed_everything(seed)
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
 
 
 def setup(seed: int = 0, profile: str | None = None, device: str | None = None,

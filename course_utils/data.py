@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler,
+                              TensorDataset)
 
 from course_utils import glyphs
 from course_utils.storage import CorruptCacheError, data_dir, load_arrays, save_arrays
@@ -114,20 +115,12 @@ class Transformed(Dataset):
         return self.transform(image.clone()), label
 
 
-class TwoViews(Dataset):
+class TwoViews(Transformed):
     """Two independent random augmentations of each image, as SimCLR and DINO compare them.
 
     Items are (view1, view2, label), both views ``transform(image)`` drawn separately; a
     DataLoader batches them as (N, C, H, W), (N, C, H, W), (N,).
     """
-
-    def __init__(self, dataset: Dataset, transform: Callable):
-        _check_transform(transform)
-        self.dataset = dataset
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         image, label = self.dataset[index]
@@ -146,6 +139,19 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False, see
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       generator=torch.Generator().manual_seed(seed), num_workers=num_workers)
+
+
+def tensor_batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    """Batches of tensors that already sit on a device (e.g. ``cfg.device``), each gathered in one
+    indexing step (no per-sample collation), so on a GPU the data never goes back to the host.
+    Items are tuples with one batch per tensor; a shuffled order depends only on ``seed``.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    dataset = TensorDataset(*tensors)
+    order = (RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)) if shuffle
+             else SequentialSampler(dataset))
+    return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None)
 
 
 @dataclass

@@ -92,8 +92,7 @@ def _build_vit_glyphs(settings: dict) -> nn.Module:
 
 def _run_vit_glyphs(settings: dict, max_steps: int | None = None) -> Outputs:
     """A small ViT trained on glyphs for lesson 05's attention maps: AdamW, one-cycle schedule."""
-    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
-
+    from course_utils.data import tensor_batches
     from course_utils.training import evaluate, fit
 
     device = config.current().device
@@ -104,11 +103,8 @@ def _run_vit_glyphs(settings: dict, max_steps: int | None = None) -> Outputs:
 
     def loader(split, shuffle):
         images, labels = data[split]
-        dataset = TensorDataset(((images - mean) / std).to(device), labels.to(device))
-        order = (RandomSampler(dataset, generator=torch.Generator().manual_seed(settings["seed"]))
-                 if shuffle else range(len(dataset)))
-        return DataLoader(dataset, sampler=BatchSampler(order, settings["batch_size"], drop_last=False),
-                          batch_size=None)
+        return tensor_batches(((images - mean) / std).to(device), labels.to(device),
+                              batch_size=settings["batch_size"], shuffle=shuffle, seed=settings["seed"])
 
     train_loader = loader("train", shuffle=True)
     model = _build_vit_glyphs(settings).to(device)

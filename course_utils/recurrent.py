@@ -16,8 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
+from course_utils.data import tensor_batches
 from course_utils.numberwords import CharVocabulary
 from course_utils.training import fit
 
@@ -108,9 +108,7 @@ def train_translator(model: RecurrentTranslator, source: torch.Tensor, target: t
 
     Batches are gathered from the device tensors in one indexing step each, in an order drawn
     from ``seed``, so that the data never goes back to the host."""
-    dataset = TensorDataset(source, target)
-    order = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-    loader = DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None)
+    loader = tensor_batches(source, target, batch_size=batch_size, shuffle=True, seed=seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate,
                                                    total_steps=epochs * len(loader))

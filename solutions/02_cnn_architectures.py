@@ -43,13 +43,12 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 import torchvision.transforms.functional as TF
 
 from course_utils import cnn, setup
 from course_utils.cache import train_once
 from course_utils.complexity import count_parameters, format_table, layer_table, total_macs
-from course_utils.data import load_dataset
+from course_utils.data import load_dataset, tensor_batches
 from course_utils.exercises import lesson02 as checks
 from course_utils.photos import load_photo, load_photos
 from course_utils.results import record
@@ -429,16 +428,13 @@ fig.tight_layout()
 
 # %%
 def device_loader(images, labels, *, shuffle):
-    """Batches of BATCH_SIZE from tensors that already sit on cfg.device.
+    """Batches of BATCH_SIZE from the tensors, moved to cfg.device once.
 
-    Each batch is gathered from the device tensors in one indexing step (batch_size=None: no
-    per-image collation), so on a GPU the data never goes back to the host.
+    course_utils.data.tensor_batches gathers each batch from the device tensors in one indexing
+    step (no per-image collation), so on a GPU the data never goes back to the host.
     """
-    dataset = TensorDataset(images.to(cfg.device), labels.to(cfg.device))
-    order = (RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed)) if shuffle
-             else SequentialSampler(dataset))
-    return DataLoader(dataset, sampler=BatchSampler(order, BATCH_SIZE, drop_last=False),
-                      batch_size=None)
+    return tensor_batches(images.to(cfg.device), labels.to(cfg.device), batch_size=BATCH_SIZE,
+                          shuffle=shuffle, seed=cfg.seed)
 
 
 digits = load_dataset("digits", seed=cfg.seed)

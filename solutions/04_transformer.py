@@ -49,12 +49,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from course_utils import setup
 from course_utils.attention import MultiHeadAttention
 from course_utils.cache import train_once
+from course_utils.data import tensor_batches
 from course_utils.exercises import lesson04 as checks
 from course_utils.numberwords import CharVocabulary, english, french, split_numbers, vocabularies
 from course_utils.results import record
@@ -549,7 +549,7 @@ print(f"with Xavier's initialisation this run {'shows' if reproduced else 'does 
 # ignores padded labels, and `fit` takes it as its `step=` argument. Around it: AdamW, a
 # one-cycle schedule (a short warm-up, then a decay) stepped after every batch, and gradient
 # clipping. The numbers are encoded once and kept on `cfg.device`, where each batch is
-# gathered in one indexing step, as in lesson 02.
+# gathered in one indexing step, as in lesson 02 (`course_utils.data.tensor_batches`).
 
 # %%
 def translation_step(model, batch):
@@ -561,10 +561,8 @@ def translation_step(model, batch):
 
 def train(model):
     """Train on the training numbers; returns fit's history (step_loss: every step's loss)."""
-    dataset = TensorDataset(*(tensor.to(cfg.device) for tensor in encode_numbers(train_numbers)))
-    order = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed))
-    loader = DataLoader(dataset, sampler=BatchSampler(order, BATCH_SIZE, drop_last=False),
-                        batch_size=None)
+    source, labels = (tensor.to(cfg.device) for tensor in encode_numbers(train_numbers))
+    loader = tensor_batches(source, labels, batch_size=BATCH_SIZE, shuffle=True, seed=cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LEARNING_RATE,
                                                    total_steps=EPOCHS * len(loader), pct_start=0.15)

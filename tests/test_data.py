@@ -280,3 +280,20 @@ def test_twenty_thousand_glyphs_load_from_cache_in_under_two_seconds(data_dir):
     seconds = time.perf_counter() - start
     assert len(splits.train) + len(splits.val) + len(splits.test) == 20_000
     assert seconds < 2.0, f"loading 20,000 cached glyphs took {seconds:.2f} s"
+
+
+def test_tensor_batches_cover_every_row_in_a_seeded_order():
+    from course_utils.data import tensor_batches
+
+    images, labels = torch.arange(10.0)[:, None], torch.arange(10)
+    in_order = [batch_labels.tolist() for _, batch_labels in
+                tensor_batches(images, labels, batch_size=4, shuffle=False)]
+    assert in_order == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    shuffled = [torch.cat([b for _, b in tensor_batches(images, labels, batch_size=4, shuffle=True,
+                                                        seed=seed)]).tolist() for seed in (0, 0, 1)]
+    assert shuffled[0] == shuffled[1] != shuffled[2]
+    assert sorted(shuffled[0]) == list(range(10))
+    for batch_images, batch_labels in tensor_batches(images, labels, batch_size=3, shuffle=True):
+        assert torch.equal(batch_images[:, 0].long(), batch_labels)  # rows stay paired
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        tensor_batches(images, labels, batch_size=0, shuffle=False)
