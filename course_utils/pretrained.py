@@ -90,8 +90,15 @@ def _build_vit_glyphs(settings: dict) -> nn.Module:
                              num_heads=settings["num_heads"], mlp_ratio=settings["mlp_ratio"])
 
 
-def _run_vit_glyphs(settings: dict, max_steps: int | None = None) -> Outputs:
-    """A small ViT trained on glyphs for lesson 05's attention maps: AdamW, one-cycle schedule."""
+def _build_resnet_glyphs(settings: dict) -> nn.Module:
+    from course_utils.cnn import ResNet
+
+    return ResNet(num_classes=26, widths=tuple(settings["widths"]), depths=tuple(settings["depths"]))
+
+
+def _train_glyph_classifier(settings: dict, build: Callable[[dict], nn.Module],
+                            max_steps: int | None) -> Outputs:
+    """Train ``build(settings)`` on glyphs with AdamW and a one-cycle schedule, then test it."""
     from course_utils.data import tensor_batches
     from course_utils.training import evaluate, fit
 
@@ -107,7 +114,7 @@ def _run_vit_glyphs(settings: dict, max_steps: int | None = None) -> Outputs:
                               batch_size=settings["batch_size"], shuffle=shuffle, seed=settings["seed"])
 
     train_loader = loader("train", shuffle=True)
-    model = _build_vit_glyphs(settings).to(device)
+    model = build(settings).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"],
                                   weight_decay=settings["weight_decay"])
     total_steps = settings["epochs"] * len(train_loader)
@@ -123,13 +130,44 @@ def _run_vit_glyphs(settings: dict, max_steps: int | None = None) -> Outputs:
     return Outputs(model=model, results=results)
 
 
+def _run_vit_glyphs(settings: dict, max_steps: int | None = None) -> Outputs:
+    """A small ViT trained on glyphs for lesson 05's attention maps and position embeddings."""
+    return _train_glyph_classifier(settings, _build_vit_glyphs, max_steps)
+
+
+def _run_resnet_glyphs(settings: dict, max_steps: int | None = None) -> Outputs:
+    """A small ResNet trained exactly like the ViT of ``vit-glyphs``, for lesson 05's comparisons."""
+    return _train_glyph_classifier(settings, _build_resnet_glyphs, max_steps)
+
+
+def _run_data_hunger(settings: dict, max_steps: int | None = None) -> Outputs:
+    """Lesson 05's grid: test accuracy of a ViT and a ResNet against the training-set size."""
+    from course_utils.data_hunger import run_grid
+
+    runs = run_grid(settings, max_steps)
+    return Outputs(model=None, results={"runs": runs, "step_loss": runs[0]["step_loss"]})
+
+
+_GLYPH_TRAINING = {"num_images": 12_000, "seed": 0, "batch_size": 128, "epochs": 25, "lr": 2e-3,
+                   "weight_decay": 0.05}
+_DATA_HUNGER = {"seed": 0, "per_class": [20, 40, 80, 160, 320, 640], "test_per_class": 100,
+                "repeats": 3, "steps": 1_000, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.05,
+                "patch_sizes": [2, 8], "patch_per_class": [80, 640]}
+
+
 RECIPES = {recipe.name: recipe for recipe in [
     Recipe(name="vit-glyphs",
            summary="a small Vision Transformer (patches of 4x4, 4 layers) trained on glyphs",
-           settings={"num_images": 12_000, "seed": 0, "patch_size": 4, "dim": 64, "depth": 4,
-                     "num_heads": 4, "mlp_ratio": 2.0, "batch_size": 128, "epochs": 25,
-                     "lr": 2e-3, "weight_decay": 0.05},
+           settings={**_GLYPH_TRAINING, "patch_size": 4, "dim": 64, "depth": 4, "num_heads": 4,
+                     "mlp_ratio": 2.0},
            run=_run_vit_glyphs, build=_build_vit_glyphs, lessons=("05",)),
+    Recipe(name="resnet-glyphs",
+           summary="a small ResNet (20-40-80 channels) trained on glyphs exactly like vit-glyphs",
+           settings={**_GLYPH_TRAINING, "widths": [20, 40, 80], "depths": [1, 1, 1]},
+           run=_run_resnet_glyphs, build=_build_resnet_glyphs, lessons=("05",)),
+    Recipe(name="data-hunger",
+           summary="a ViT and a ResNet on 16x16 glyphs, 520 to 16,640 training images, 3 repeats",
+           settings=_DATA_HUNGER, run=_run_data_hunger, lessons=("05",)),
 ]}
 
 

@@ -10,10 +10,70 @@ The layout follows torchvision's ``vit_b_16`` closely enough to have exactly its
 count; :func:`vit_config` gives the paper's model sizes.
 """
 
+import math
+
 import torch
 from torch import nn
 
 from course_utils.transformer import EncoderLayer
+
+
+def _check_patch_size(image_size: int, patch_size: int) -> None:
+    if image_size % patch_size != 0:
+        raise ValueError(f"image_size ({image_size}) must be divisible by patch_size "
+                         f"({patch_size}), so that the patches tile the image exactly; e.g. "
+                         f"224 / 16 gives 14 x 14 patches")
+
+
+def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Images (N, C, H, W) -> patches (N, P, C * patch_size**2), P = (H / p) * (W / p).
+
+    Patches are numbered row by row, left to right; each is flattened channel first, then row,
+    then column, the layout of a convolution's kernel (C, p, p), so a linear map of these vectors
+    and a convolution with kernel = stride = p compute the same thing.
+    """
+    if images.ndim != 4:
+        raise ValueError(f"expected a batch of images (N, C, H, W), got shape {tuple(images.shape)}")
+    n, c, h, w = images.shape
+    for size in (h, w):
+        _check_patch_size(size, patch_size)
+    rows, columns = h // patch_size, w // patch_size
+    patches = images.reshape(n, c, rows, patch_size, columns, patch_size)
+    patches = patches.permute(0, 2, 4, 1, 3, 5)                # (N, rows, columns, C, p, p)
+    return patches.reshape(n, rows * columns, c * patch_size * patch_size)
+
+
+def unpatchify(patches: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """The inverse of :func:`patchify` for square images: (N, P, C * p**2) -> (N, C, H, W)."""
+    if patches.ndim != 3:
+        raise ValueError(f"expected patches (N, P, C * p * p), got shape {tuple(patches.shape)}")
+    n, count, size = patches.shape
+    side, channels = math.isqrt(count), size // (patch_size * patch_size)
+    if side * side != count or channels * patch_size * patch_size != size:
+        raise ValueError(f"{count} patches of {size} values are not a square grid of "
+                         f"{patch_size} x {patch_size} patches")
+    grid = patches.reshape(n, side, side, channels, patch_size, patch_size)
+    grid = grid.permute(0, 3, 1, 4, 2, 5)                        # (N, C, rows, p, columns, p)
+    return grid.reshape(n, channels, side * patch_size, side * patch_size)
+
+
+def attention_rollout(maps: list[torch.Tensor]) -> torch.Tensor:
+    """Attention rollout [Abnar & Zuidema, 2020]: how much each output token draws on each input
+    token through all the layers. ``maps`` are the layers' attention weights (N, heads, T, T),
+    bottom layer first (:meth:`VisionTransformer.attention_maps`). Per layer, the heads are
+    averaged and the residual connection is accounted for as half the weight on the token
+    itself, ``0.5 A + 0.5 I`` (rows renormalised); the layers' matrices are multiplied, the top
+    layer's on the left. Returns (N, T, T), whose rows sum to 1; row 0 is the class token's.
+    """
+    if not maps:
+        raise ValueError("attention_rollout needs the attention maps of at least one layer")
+    rollout = None
+    for weights in maps:
+        mixed = weights.mean(dim=1)                                        # (N, T, T)
+        mixed = 0.5 * mixed + 0.5 * torch.eye(mixed.shape[-1], device=mixed.device)
+        mixed = mixed / mixed.sum(dim=-1, keepdim=True)
+        rollout = mixed if rollout is None else mixed @ rollout
+    return rollout
 
 
 class PatchEmbedding(nn.Module):
@@ -26,10 +86,7 @@ class PatchEmbedding(nn.Module):
 
     def __init__(self, image_size: int, patch_size: int, in_channels: int, dim: int):
         super().__init__()
-        if image_size % patch_size != 0:
-            raise ValueError(f"image_size ({image_size}) must be divisible by patch_size "
-                             f"({patch_size}), so that the patches tile the image exactly; e.g. "
-                             f"224 / 16 gives 14 x 14 patches")
+        _check_patch_size(image_size, patch_size)
         self.image_size, self.patch_size, self.in_channels = image_size, patch_size, in_channels
         self.num_patches = (image_size // patch_size) ** 2
         self.projection = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
@@ -49,13 +106,14 @@ class VisionTransformer(nn.Module):
 
     ``depth`` pre-norm encoder layers of width ``dim`` with ``num_heads`` heads and a GELU
     feed-forward of width ``int(dim * mlp_ratio)``; ``dropout`` after the position embeddings
-    and inside every layer. ``fused=True`` uses PyTorch's fused attention kernel in
-    :meth:`forward` (:meth:`attention_maps` always computes the weights step by step).
+    and inside every layer. ``fused=True`` (the default, for training) uses PyTorch's fused
+    attention kernel in :meth:`forward`; ``False`` computes the weights step by step, as
+    :meth:`attention_maps` always does.
     """
 
     def __init__(self, *, image_size: int, patch_size: int, in_channels: int = 3, num_classes: int,
                  dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
-                 dropout: float = 0.0, fused: bool = False):
+                 dropout: float = 0.0, fused: bool = True):
         super().__init__()
         self.patch_embedding = PatchEmbedding(image_size, patch_size, in_channels, dim)
         self.num_patches = self.patch_embedding.num_patches

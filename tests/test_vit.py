@@ -3,7 +3,8 @@ import torch
 import torchvision
 from torch import nn
 
-from course_utils.vit import VIT_NAMES, PatchEmbedding, VisionTransformer, vit_config
+from course_utils.vit import (VIT_NAMES, PatchEmbedding, VisionTransformer, attention_rollout,
+                              patchify, unpatchify, vit_config)
 
 
 def small_vit(**kwargs):
@@ -120,3 +121,50 @@ def test_bad_sizes_and_names_get_clear_errors():
     with pytest.raises(ValueError, match="ViT-B/16"):
         vit_config("B/16")
     assert len(VIT_NAMES) == 4
+
+
+@pytest.mark.parametrize("channels, height, width, patch_size", [(3, 8, 8, 4), (1, 6, 6, 2),
+                                                                 (3, 8, 12, 4), (2, 32, 32, 8)])
+def test_patchify_matches_unfold_and_unpatchify_inverts_it(channels, height, width, patch_size):
+    images = torch.randn(2, channels, height, width)
+    patches = patchify(images, patch_size)
+    unfolded = nn.functional.unfold(images, kernel_size=patch_size, stride=patch_size).transpose(1, 2)
+    assert patches.shape == (2, (height // patch_size) * (width // patch_size),
+                             channels * patch_size ** 2)
+    assert torch.equal(patches, unfolded)
+    if height == width:
+        assert torch.equal(unpatchify(patches, patch_size), images)
+        assert torch.equal(unpatchify(patchify(images[:1], patch_size), patch_size), images[:1])
+
+
+def test_patchify_feeds_the_patch_embedding_as_a_linear_map():
+    embedding = PatchEmbedding(image_size=16, patch_size=4, in_channels=3, dim=8)
+    images = torch.randn(1, 3, 16, 16)
+    weight = embedding.projection.weight.reshape(8, -1)
+    with torch.no_grad():
+        assert torch.allclose(patchify(images, 4) @ weight.T + embedding.projection.bias,
+                              embedding(images), atol=1e-5)
+
+
+def test_patchify_and_unpatchify_refuse_what_does_not_tile():
+    with pytest.raises(ValueError, match="divisible"):
+        patchify(torch.zeros(1, 3, 10, 10), 4)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        patchify(torch.zeros(3, 8, 8), 4)
+    with pytest.raises(ValueError, match="square grid"):
+        unpatchify(torch.zeros(1, 6, 48), 4)
+
+
+def test_rollout_of_one_layer_is_the_mixed_head_mean_and_rows_sum_to_one():
+    model = small_vit(depth=3).eval()
+    maps = model.attention_maps(torch.randn(2, 3, 16, 16))
+    one = attention_rollout(maps[:1])
+    expected = 0.5 * maps[0].mean(dim=1) + 0.5 * torch.eye(17)
+    assert torch.allclose(one, expected, atol=1e-6)
+    rollout = attention_rollout(maps)
+    assert rollout.shape == (2, 17, 17)
+    assert torch.allclose(rollout.sum(dim=-1), torch.ones(2, 17), atol=1e-5)
+    top_on_the_left = attention_rollout(maps[1:2]) @ attention_rollout(maps[:1])
+    assert torch.allclose(attention_rollout(maps[:2]), top_on_the_left, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one layer"):
+        attention_rollout([])

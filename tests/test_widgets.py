@@ -211,3 +211,102 @@ def test_attention_figures_fit_a_projector(heads, layers):
         assert min(sizes) >= 10
         assert sum(ax.get_visible() for ax in fig.axes) == layers * heads + 1  # and the colour bar
         plt.close(fig)
+
+
+def _tiny_vit_and_maps(count: int = 3):
+    """A tiny random Vision Transformer (4 x 4 patches of 4 x 4 pixels), some images in [0, 1]
+    and their attention maps."""
+    import torch
+
+    from course_utils.vit import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(image_size=16, patch_size=4, dim=16, depth=2, num_heads=2,
+                              num_classes=3).eval()
+    images = torch.rand(count, 3, 16, 16)
+    return images, model.attention_maps(images)
+
+
+def _heat_map(fig) -> np.ndarray:
+    return np.asarray(fig.axes[1].images[0].get_array())
+
+
+@pytest.mark.parametrize("head", [1, 2, "mean", "rollout"])
+def test_class_token_attention_figure_draws_the_class_tokens_row(head):
+    from course_utils.plotting import legibility_problems
+    from course_utils.vit import attention_rollout
+
+    images, maps = _tiny_vit_and_maps()
+    one_image = [weights[1] for weights in maps]
+    fig = widgets.class_token_attention_figure(images[1], one_image, layer=2, head=head,
+                                               class_name="B", predicted="C")
+    if head == "rollout":
+        matrix = attention_rollout(maps)[1]
+    elif head == "mean":
+        matrix = maps[1][1].mean(dim=0)
+    else:
+        matrix = maps[1][1, head - 1]
+    row = matrix[0].numpy()
+    np.testing.assert_allclose(_heat_map(fig), row[1:].reshape(4, 4), rtol=1e-5, atol=1e-7)
+    assert f"{row[0]:.0%}" in fig.axes[1].get_xlabel()  # the share the class token keeps
+    assert f"largest weight {row[1:].max():.2g}" in fig.axes[1].get_title()
+    assert fig.axes[0].get_title() == "label B, predicted C"
+    overlay = np.asarray(fig.axes[2].images[1].get_array())
+    assert overlay.shape == (16, 16) and overlay[5, 13] == pytest.approx(row[1 + 1 * 4 + 3])
+    if head == "rollout":
+        assert "ignored" in fig.axes[1].get_title()
+    assert fig.get_size_inches()[0] <= 10
+    assert legibility_problems(fig) == []
+    plt.close(fig)
+
+
+def test_class_token_attention_figure_accepts_a_numpy_image_and_one_layer():
+    images, maps = _tiny_vit_and_maps(count=1)
+    fig = widgets.class_token_attention_figure(images[0].permute(1, 2, 0).numpy(),
+                                               [maps[0][0]], layer=1, head="mean")
+    assert fig.axes[0].get_title() == "image"
+    assert np.asarray(fig.axes[0].images[0].get_array()).shape == (16, 16, 3)
+    plt.close(fig)
+
+
+def test_class_token_attention_figure_rejects_bad_choices():
+    images, maps = _tiny_vit_and_maps(count=1)
+    one_image = [weights[0] for weights in maps]
+    with pytest.raises(ValueError, match="layer must be a layer number from 1 to 2"):
+        widgets.class_token_attention_figure(images[0], one_image, layer=0, head=1)
+    with pytest.raises(ValueError, match="layer must be a layer number from 1 to 2"):
+        widgets.class_token_attention_figure(images[0], one_image, layer=3, head="mean")
+    with pytest.raises(ValueError, match="head must be a head number from 1 to 2, 'mean' or 'rollout'"):
+        widgets.class_token_attention_figure(images[0], one_image, layer=1, head=3)
+    with pytest.raises(ValueError, match="head must be"):
+        widgets.class_token_attention_figure(images[0], one_image, layer=1, head="max")
+    with pytest.raises(ValueError, match=r"\(heads, T, T\).*weights\[i\]"):
+        widgets.class_token_attention_figure(images[0], maps, layer=1, head=1)  # a batch's maps
+    with pytest.raises(ValueError, match="not a square grid"):
+        widgets.class_token_attention_figure(images[0], [w[:, :16, :16] for w in one_image],
+                                             layer=1, head=1)
+    with pytest.raises(ValueError, match="does not tile"):
+        widgets.class_token_attention_figure(images[0, :, :15, :15], one_image, layer=1, head=1)
+    plt.close("all")
+
+
+def test_class_token_attention_widget_builds_and_checks_its_inputs():
+    images, maps = _tiny_vit_and_maps()
+    widget = widgets.class_token_attention_widget(images, maps, class_names=["A", "B", "C"],
+                                                  labels=[0, 1, 2], predictions=[0, 2, 2])
+    image, layer, head = widget.children[:3]
+    assert [image.description, layer.description, head.description] == ["image", "layer", "head"]
+    assert (image.max, layer.min, layer.max) == (2, 1, 2)
+    assert list(head.options) == [("mean of heads", "mean"), ("head 1", 1), ("head 2", 2),
+                                  ("rollout (all layers)", "rollout")]
+    for value in (1, 2, "rollout"):
+        head.value = value
+    image.value = 2  # each change redraws; outside a notebook the figure stays open
+    figure_axes = plt.gcf().axes
+    assert figure_axes[0].get_title() == "label C, predicted C"
+    assert figure_axes[1].get_title().startswith("rollout over all 2 layers")
+    plt.close("all")
+    with pytest.raises(ValueError, match="2 images but maps for 3"):
+        widgets.class_token_attention_widget(images[:2], maps)
+    with pytest.raises(ValueError, match="2 labels for 3 images"):
+        widgets.class_token_attention_widget(images, maps, labels=[0, 1])

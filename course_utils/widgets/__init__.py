@@ -5,7 +5,8 @@ browser; every widget fills its output through :func:`course_utils.widgets._core
 * :mod:`.softmax` (lesson 01): softmax with a temperature;
 * :mod:`.convolution` (lesson 02): a photo through a classic 3x3 kernel;
 * :mod:`.attention` (lesson 03): one query against 2-D keys;
-* :mod:`.translation` (lessons 03-04): a translator's attention maps, character or word level.
+* :mod:`.translation` (lessons 03-04): a translator's attention maps, character or word level;
+* :mod:`.vit` (lesson 05): what a Vision Transformer's class token attends to.
 """
 
 from course_utils.widgets.attention import attention_query_figure, attention_query_widget
@@ -13,9 +14,11 @@ from course_utils.widgets.convolution import KERNELS, convolution_figure, convol
 from course_utils.widgets.softmax import temperature_figure, temperature_widget
 from course_utils.widgets.translation import (cross_attention_figure, translation_view,
                                               translation_widget, word_attention)
+from course_utils.widgets.vit import class_token_attention_figure, class_token_attention_widget
 
 __all__ = [
-    "KERNELS", "attention_query_figure", "attention_query_widget", "convolution_figure",
-    "convolution_widget", "cross_attention_figure", "temperature_figure", "temperature_widget",
-    "translation_view", "translation_widget", "word_attention",
+    "KERNELS", "attention_query_figure", "attention_query_widget", "class_token_attention_figure",
+    "class_token_attention_widget", "convolution_figure", "convolution_widget",
+    "cross_attention_figure", "temperature_figure", "temperature_widget", "translation_view",
+    "translation_widget", "word_attention",
 ]
