@@ -25,6 +25,7 @@ text as plain output for terminals and test runs.
 """
 
 import html
+import inspect
 import textwrap
 import traceback
 from collections.abc import Callable, Sequence
@@ -187,8 +188,22 @@ def diagnose_slips(slips: Sequence[Slip], case: Case, expected, got, *,
     return hints[0] if hints else None
 
 
-def _describe_inputs(case: Case) -> str:
-    parts = [describe_value(arg) for arg in case.args]
+def _argument_names(fn: Callable, count: int) -> list[str | None]:
+    """The names of ``fn``'s first ``count`` positional parameters (None where unknown)."""
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin or a class without a readable signature
+        parameters = []
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [parameter.name for parameter in parameters if parameter.kind in positional]
+    return (names + [None] * count)[:count]
+
+
+def _describe_inputs(case: Case, reference_fn: Callable | None = None) -> str:
+    """The case's arguments, each named after the reference's parameter it goes to."""
+    names = _argument_names(reference_fn, len(case.args)) if reference_fn else [None] * len(case.args)
+    parts = [f"{name}={describe_value(arg)}" if name else describe_value(arg)
+             for name, arg in zip(names, case.args)]
     parts += [f"{key}={describe_value(value)}" for key, value in case.kwargs.items()]
     return "; ".join(parts)
 
@@ -251,7 +266,7 @@ def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case
                                f"your code raised {type(error).__name__}: {error}"
                                f"{_where_it_failed(error)}.",
                                hint=diagnosis(case, expected, error, passed) or case.hint,
-                               case=case.name, inputs=_describe_inputs(case))
+                               case=case.name, inputs=_describe_inputs(case, reference_fn))
         problem = compare(expected, got, atol=atol, rtol=rtol, names=output_names)
         if problem is None:
             problem = compare(case.args, args) or compare(case.kwargs, kwargs)  # originals: only copies were passed
@@ -267,7 +282,7 @@ def run_check(student_fn: Callable, reference_fn: Callable, cases: Sequence[Case
             follows_the_seed = _same(_output(student_fn, case), got, atol=atol, rtol=rtol)
             hint = (case.hint or RANDOM_CASE_HINT) if follows_the_seed else UNSEEDED_HINT
         return CheckResult(exercise, "fail", f"{problem}.", hint=hint or case.hint,
-                           case=case.name, inputs=_describe_inputs(case))
+                           case=case.name, inputs=_describe_inputs(case, reference_fn))
     names = "; ".join(case.name for case in cases)
     count = f"all {len(cases)} cases" if len(cases) > 1 else "the one case"
     return CheckResult(exercise, "pass", f"correct on {count} ({names}).")
