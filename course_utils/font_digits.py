@@ -22,15 +22,13 @@ returns the same images.
 """
 
 import functools
-import pathlib
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.ft2font import FT2Font
 from PIL import Image
 
-from course_utils.glyphs import font_paths
+from course_utils.glyphs import check_int, font_paths, render_characters
 
 DIGITS = "0123456789"
 BITMAP_SIZE = 32  # the scanned bitmap of the real digits
@@ -40,26 +38,6 @@ _MASK_SIZE = 64   # resolution of the clean drawings the distortions start from
 _EXCLUDED_FONTS = ("cmmi10",)
 
 
-def _check_int(name: str, value, minimum: int, allowed: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}.")
-    return int(value)
-
-
-def _render_digits(path: pathlib.Path, pixels: float) -> list[np.ndarray]:
-    """Draw 0-9 in one font, each cropped to its ink: 10 (h, w) float32 arrays in [0, 1]."""
-    font = FT2Font(str(path))
-    font.set_size(pixels, 72)  # at 72 dpi one point is one pixel
-    bitmaps = []
-    for digit in DIGITS:
-        font.set_text(digit)
-        font.draw_glyphs_to_bitmap(antialiased=True)
-        ink = np.asarray(font.get_image(), dtype=np.float32) / 255
-        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-        bitmaps.append(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
-    return bitmaps
-
-
 @functools.cache
 def _digit_masks() -> torch.Tensor:
     """Every digit in every font, upright and centred, its height half the square's (room to
@@ -67,8 +45,9 @@ def _digit_masks() -> torch.Tensor:
     fonts = [path for path in font_paths() if path.stem not in _EXCLUDED_FONTS]
     masks = np.zeros((len(fonts), len(DIGITS), _MASK_SIZE, _MASK_SIZE), np.float32)
     for f, path in enumerate(fonts):
-        height = max(bitmap.shape[0] for bitmap in _render_digits(path, 100))
-        for i, bitmap in enumerate(_render_digits(path, 100 * 0.5 * _MASK_SIZE / height)):
+        height = max(bitmap.shape[0] for bitmap in render_characters(path, 100, DIGITS))
+        pixels = 100 * 0.5 * _MASK_SIZE / height
+        for i, bitmap in enumerate(render_characters(path, pixels, DIGITS)):
             h, w = bitmap.shape
             top, left = (_MASK_SIZE - h) // 2, (_MASK_SIZE - w) // 2
             masks[f, i, top:top + h, left:left + w] = bitmap
@@ -139,8 +118,8 @@ def generate_font_digits(num_images: int, seed: int = 0) -> tuple[np.ndarray, np
         int64 array (num_images,) of the digits 0-9, each equally often (up to one image), in
         random order.
     """
-    num_images = _check_int("num_images", num_images, 1, "a positive integer")
-    seed = _check_int("seed", seed, 0, "a non-negative integer")
+    num_images = check_int("num_images", num_images, 1, "a positive integer")
+    seed = check_int("seed", seed, 0, "a non-negative integer")
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(num_images) % len(DIGITS)).astype(np.int64)
     masks = _digit_masks()

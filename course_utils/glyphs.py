@@ -49,19 +49,23 @@ _EXCLUDED_BACKGROUNDS = ("text", "page")
 _CHUNK = 1024  # images drawn at once, to bound memory (fixed: the random draws go chunk by chunk)
 
 
-def _check_int(name: str, value, minimum: int, allowed: str) -> int:
+def check_int(name: str, value, minimum: int, allowed: str) -> int:
+    """``value`` as an int when it is a whole number >= ``minimum``, else a ValueError saying
+    what ``name`` must be (``allowed``, e.g. "a positive integer")."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be {allowed}, got {value!r}.")
     return int(value)
 
 
-def _render_letters(path: pathlib.Path, pixels: float) -> list[np.ndarray]:
-    """Draw A-Z in one font, each cropped to its ink: 26 (h, w) float32 arrays in [0, 1]."""
+def render_characters(path: pathlib.Path, pixels: float,
+                      characters: str = LETTERS) -> list[np.ndarray]:
+    """Draw each of ``characters`` in one font, cropped to its ink: one (h, w) float32 array in
+    [0, 1] per character, (0, 0) for a character the font leaves blank."""
     font = FT2Font(str(path))
     font.set_size(pixels, 72)  # at 72 dpi one point is one pixel
     bitmaps = []
-    for letter in LETTERS:
-        font.set_text(letter)
+    for character in characters:
+        font.set_text(character)
         font.draw_glyphs_to_bitmap(antialiased=True)
         ink = np.asarray(font.get_image(), dtype=np.float32) / 255
         rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
@@ -82,7 +86,7 @@ def _usable_fonts() -> tuple[pathlib.Path, ...]:
         charmap = FT2Font(str(path)).get_charmap()
         if not all(ord(letter) in charmap for letter in LETTERS):
             continue
-        bitmaps = _render_letters(path, 24)
+        bitmaps = render_characters(path, 24)
         # Every letter must leave ink, and placeholder fonts draw the same box for all of them.
         distinct = {(b.shape, b.tobytes()) for b in bitmaps}
         if all(b.size > 0 for b in bitmaps) and len(distinct) == len(LETTERS):
@@ -102,7 +106,7 @@ def glyph_masks(resolution: int = 64) -> torch.Tensor:
     Returns:
         float32 tensor (num_fonts, 26, resolution, resolution), 1 where there is ink (a copy).
     """
-    resolution = _check_int("resolution", resolution, 16, "an integer >= 16")
+    resolution = check_int("resolution", resolution, 16, "an integer >= 16")
     return _glyph_masks(resolution).clone()
 
 
@@ -116,13 +120,13 @@ def _glyph_masks(resolution: int) -> torch.Tensor:
     fonts = _usable_fonts()
     masks = np.zeros((len(fonts), len(LETTERS), resolution, resolution), np.float32)
     for f, path in enumerate(fonts):
-        probe = _render_letters(path, 100)
+        probe = render_characters(path, 100)
         cap_height = probe[LETTERS.index("H")].shape[0]
         largest = max(max(bitmap.shape) for bitmap in probe)
         # Same capital height in every font (so "I" stays narrow and "W" wide), but nothing
         # may touch the border of the square.
         pixels = 100 * min(0.72 * resolution / cap_height, 0.94 * resolution / largest)
-        for i, bitmap in enumerate(_render_letters(path, pixels)):
+        for i, bitmap in enumerate(render_characters(path, pixels)):
             h, w = bitmap.shape
             top, left = (resolution - h) // 2, (resolution - w) // 2
             masks[f, i, top:top + h, left:left + w] = bitmap
@@ -286,9 +290,9 @@ def generate_glyphs(num_images: int, seed: int = 0,
         array of shape (num_images,) with values 0-25, the index of the letter in ``LETTERS``.
         Every letter appears equally often, up to one image, in random order.
     """
-    num_images = _check_int("num_images", num_images, 1, "a positive integer")
-    seed = _check_int("seed", seed, 0, "a non-negative integer")
-    image_size = _check_int("image_size", image_size, 16, "an integer >= 16")
+    num_images = check_int("num_images", num_images, 1, "a positive integer")
+    seed = check_int("seed", seed, 0, "a non-negative integer")
+    image_size = check_int("image_size", image_size, 16, "an integer >= 16")
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(num_images) % len(LETTERS)).astype(np.int64)
     images = np.empty((num_images, image_size, image_size, 3), np.uint8)

@@ -602,11 +602,7 @@ plt.show()
 
 # %%
 vit_curve, resnet_curve = runs_of(recorded_runs, "ViT"), runs_of(recorded_runs, "ResNet")
-def train_accuracy_of(runs, kind, size):
-    return np.mean([run["train_accuracy"] for run in runs if run["model"] == kind
-                    and run["train_size"] == size and run.get("patch_size") in (4, None)])
-
-
+fitted = {kind: runs_of(recorded_runs, kind, metric="train_accuracy") for kind in data_hunger.MODELS}
 print(f"{'training images':>16s} {'epochs':>7s} {'ViT test':>15s} {'ResNet test':>15s} "
       f"{'gap':>7s} {'ViT train':>10s} {'ResNet train':>13s}")
 for size in vit_curve:
@@ -614,8 +610,7 @@ for size in vit_curve:
     epochs = GRID["steps"] * GRID["batch_size"] / size  # the same steps: fewer passes over more data
     print(f"{size:16,d} {epochs:7.1f} {v.mean():7.1%} ± {v.std():4.1%} {r.mean():7.1%} ± "
           f"{r.std():4.1%} {r.mean() - v.mean():+7.1%} "
-          f"{train_accuracy_of(recorded_runs, 'ViT', size):10.1%} "
-          f"{train_accuracy_of(recorded_runs, 'ResNet', size):13.1%}")
+          f"{np.mean(fitted['ViT'][size]):10.1%} {np.mean(fitted['ResNet'][size]):13.1%}")
 smallest, largest = min(vit_curve), max(vit_curve)
 gain = {kind: np.mean(curve[largest]) - np.mean(curve[smallest])
         for kind, curve in (("ViT", vit_curve), ("ResNet", resnet_curve))}
@@ -742,20 +737,21 @@ def accuracy(model, images, labels):
     return evaluate(model, tensor_batches(images, labels, batch_size=256, shuffle=False))["accuracy"]
 
 
-pretrained = {}
+pretrained, histories, test_sets, baseline = {}, {}, {}, {}
 for kind, name in (("ViT", "vit-glyphs"), ("ResNet", "resnet-glyphs")):
     model, results, provenance = load_pretrained(name)
     test_images, test_labels = normalised_test_set(results)
-    pretrained[kind] = model
-    measured = record("05", f"{kind} test accuracy, {name}", accuracy(model, test_images, test_labels))
-    epochs = len(results["history"]["train_loss"])
-    print(f"{name:14s} {count_parameters(model):7,d} parameters, {epochs} epochs in "
-          f"{provenance['wall_seconds']:.0f} s on {provenance['machine']['device']} (recorded); "
-          f"test accuracy now {measured:.1%} on {len(test_labels):,} images")
+    pretrained[kind], histories[kind] = model, results["history"]
+    test_sets[kind] = (test_images, test_labels)
+    baseline[kind] = record("05", f"{kind} test accuracy, {name}",
+                            accuracy(model, test_images, test_labels))
+    print(f"{name:14s} {count_parameters(model):7,d} parameters, "
+          f"{len(results['history']['train_loss'])} epochs in {provenance['wall_seconds']:.0f} s "
+          f"on {provenance['machine']['device']} (recorded); test accuracy now "
+          f"{baseline[kind]:.1%} on {len(test_labels):,} images")
 
 fig, ax = plt.subplots(figsize=(10, 3.6))
-for kind, name in (("ViT", "vit-glyphs"), ("ResNet", "resnet-glyphs")):
-    history = load_pretrained(name)[1]["history"]
+for kind, history in histories.items():
     epochs = np.arange(1, len(history["val_accuracy"]) + 1)
     ax.plot(epochs, history["val_accuracy"], color=colours[kind], label=f"{kind}: validation")
     ax.plot(epochs, history["train_accuracy"], "--", color=colours[kind], label=f"{kind}: train")
@@ -873,8 +869,7 @@ def moving_every_tile(count: int, generator: torch.Generator) -> torch.Tensor:
             return permutation
 
 
-vit_images, vit_labels = normalised_test_set(load_pretrained("vit-glyphs")[1])
-resnet_images, resnet_labels = normalised_test_set(load_pretrained("resnet-glyphs")[1])
+(vit_images, vit_labels), (resnet_images, resnet_labels) = test_sets["ViT"], test_sets["ResNet"]
 generator = torch.Generator().manual_seed(0)
 tiles = [4, 8, 16]
 shuffled_accuracy = {"ViT": [], "ResNet": []}
@@ -897,8 +892,6 @@ with torch.no_grad():
 print(f"ViT, patches and position embeddings shuffled together: largest change in the logits "
       f"{logit_gap:.1e}")
 
-baseline = {"ViT": accuracy(vit, vit_images, vit_labels),
-            "ResNet": accuracy(pretrained["ResNet"], resnet_images, resnet_labels)}
 fig, ax = plt.subplots(figsize=(10, 4))
 positions = np.arange(len(tiles) + 1)
 for offset, kind in ((-0.2, "ViT"), (0.2, "ResNet")):

@@ -22,3 +22,18 @@ def assert_undone_wrong_and_right(check, reference, wrong, hint, capsys, not_don
             return reference(*args, **kwargs)
     assert check(right) is right
     assert "\N{WHITE HEAVY CHECK MARK}" in capsys.readouterr().out
+
+
+def assert_each_slip_named_alone(check, slips, capsys):
+    """Every slip of an exercise, tried as a learner's attempt, is ❌ and named by its own hint
+    alone: no other slip's hint, no "one of these". Slips whose hint is a function (it quotes the
+    case's numbers) are only checked for the ❌; their lesson tests them with those numbers."""
+    texts = {slip.name: slip.hint for slip in slips if isinstance(slip.hint, str)}
+    for slip in slips:
+        assert check(slip.fn) is not slip.fn, slip.name
+        out = capsys.readouterr().out
+        assert "\N{CROSS MARK}" in out, slip.name
+        if slip.name in texts:
+            assert texts[slip.name] in out, slip.name
+        assert not any(text in out for name, text in texts.items() if name != slip.name), slip.name
+        assert "one of these" not in out, slip.name

@@ -6,7 +6,8 @@ from torch.nn import functional as F
 from course_utils import vit
 from course_utils.exercises import lesson05, lesson05_patches, lesson05_tokens
 
-from exercise_attempts import assert_undone_wrong_and_right  # tests/exercise_attempts.py
+from exercise_attempts import (assert_each_slip_named_alone,  # tests/exercise_attempts.py
+                               assert_undone_wrong_and_right)
 
 
 def patchify_without_permute(images, patch_size):
@@ -68,17 +69,7 @@ SLIP_LISTS = {
 
 @pytest.mark.parametrize("exercise", SLIP_LISTS)
 def test_each_listed_slip_is_named_alone(exercise, capsys):
-    check, slips = SLIP_LISTS[exercise]
-    texts = {slip.name: slip.hint for slip in slips if isinstance(slip.hint, str)}  # a callable
-    # hint quotes the case's numbers: those are tested with them below
-    for slip in slips:
-        check(slip.fn)  # the slip itself, as a learner's attempt (a conv slip builds a Conv2d)
-        out = capsys.readouterr().out
-        assert "\N{CROSS MARK}" in out, slip.name
-        if slip.name in texts:
-            assert texts[slip.name] in out, slip.name
-        assert not any(text in out for name, text in texts.items() if name != slip.name), slip.name
-        assert "one of these" not in out, slip.name
+    assert_each_slip_named_alone(*SLIP_LISTS[exercise], capsys)
 
 
 def test_unpatchify_size_slips_quote_the_case(capsys):

@@ -7,7 +7,8 @@ from course_utils import augment, cnn, finetune
 from course_utils.checks import compare
 from course_utils.exercises import lesson06, lesson06_augment, lesson06_labels
 
-from exercise_attempts import assert_undone_wrong_and_right  # tests/exercise_attempts.py
+from exercise_attempts import (assert_each_slip_named_alone,  # tests/exercise_attempts.py
+                               assert_undone_wrong_and_right)
 
 SOBEL_KERNELS = torch.stack([augment.SOBEL_X, augment.SOBEL_Y])[:, None]   # (2, 1, 3, 3)
 
@@ -105,17 +106,7 @@ SLIP_LISTS = {
 
 @pytest.mark.parametrize("exercise", SLIP_LISTS)
 def test_each_listed_slip_is_named_alone(exercise, capsys):
-    check, slips = SLIP_LISTS[exercise]
-    texts = {slip.name: slip.hint for slip in slips if isinstance(slip.hint, str)}  # a callable
-    # hint quotes the case's numbers: those are tested with them below
-    for slip in slips:
-        assert check(slip.fn) is not slip.fn, slip.name
-        out = capsys.readouterr().out
-        assert "\N{CROSS MARK}" in out, slip.name
-        if slip.name in texts:
-            assert texts[slip.name] in out, slip.name
-        assert not any(text in out for name, text in texts.items() if name != slip.name), slip.name
-        assert "one of these" not in out, slip.name
+    assert_each_slip_named_alone(*SLIP_LISTS[exercise], capsys)
 
 
 VALUE_SLIPS = {  # exercise: (reference, slips, the check's cases)
