@@ -11,6 +11,10 @@ torch's global generator, so a block under ``course_utils.config.seeded(seed)`` 
 torchvision's transforms draw once per call (a batch is flipped or cropped as a whole); the ones
 written here (:class:`Cutout`, :class:`RandomQuarterTurn`) draw for each image of a batch.
 
+For training on the device, :func:`random_affine` (rotation, zoom and shift) and
+:func:`random_half_turns` deform a whole batch at once with a draw per image; they also accept
+normalised images.
+
 :data:`DEFORMATIONS` maps each name to a function ``(strength, image_size) -> transform``, and
 :func:`compose` chains them::
 
@@ -243,3 +247,38 @@ def compose(names, strength: float = 0.5, image_size: int = 32) -> v2.Compose:
         raise ValueError(f"strength must be in [0, 1] (0: about no change, 1: strong), "
                          f"got {strength}")
     return Augmentation([DEFORMATIONS[name](strength, image_size) for name in names])
+
+
+def random_affine(images: torch.Tensor, *, degrees: float = 15.0, translate: float = 0.1,
+                  scale: tuple[float, float] = (0.9, 1.1)) -> torch.Tensor:
+    """Rotate, scale and shift every image of a batch (N, C, H, W) by its own random amounts:
+    an angle in [-degrees, degrees], a zoom in ``scale``, a shift of up to ``translate`` of the
+    side in each direction. One ``affine_grid`` + ``grid_sample`` for the whole batch, so it
+    runs where the batch is (on the GPU inside the training step) and draws per image, unlike
+    torchvision's v2.RandomAffine, which draws once per call. Pixels from outside the image
+    copy the border. Works on normalised images too (no [0, 1] check)."""
+    if images.ndim != 4 or not images.is_floating_point():
+        raise ValueError(f"expected a float batch (N, C, H, W), got {images.dtype} of shape "
+                         f"{tuple(images.shape)}")
+    if degrees < 0 or translate < 0 or not 0 < scale[0] <= scale[1]:
+        raise ValueError(f"need degrees >= 0, translate >= 0 and 0 < scale[0] <= scale[1], got "
+                         f"degrees={degrees}, translate={translate}, scale={scale}")
+    count, device = len(images), images.device
+    angle = (torch.rand(count, device=device) * 2 - 1) * math.radians(degrees)
+    zoom = torch.empty(count, device=device).uniform_(*scale)
+    # affine_grid works in coordinates from -1 to 1, so a shift of a fraction f of the side is 2f.
+    shift = (torch.rand(2, count, device=device) * 2 - 1) * 2 * translate
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift[0]], dim=1),
+                         torch.stack([sin, cos, shift[1]], dim=1)], dim=1)   # (N, 2, 3)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, padding_mode="border", align_corners=False)
+
+
+def random_half_turns(images: torch.Tensor, p: float = 0.5) -> torch.Tensor:
+    """Turn each image of a batch (N, C, H, W) upside down (180 degrees) with probability ``p``,
+    drawn per image on the batch's device."""
+    if images.ndim != 4:
+        raise ValueError(f"expected a batch (N, C, H, W), got shape {tuple(images.shape)}")
+    upside_down = torch.rand(len(images), device=images.device) < p
+    return torch.where(upside_down[:, None, None, None], images.flip(-2, -1), images)

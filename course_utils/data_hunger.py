@@ -52,7 +52,7 @@ def _normalised(tensors: dict, source: dict) -> dict:
     std = tensors["train"][0].std(dim=(0, 2, 3), keepdim=True)
     data = {split: (((images - mean) / std).to(device), labels.to(device))
             for split, (images, labels) in tensors.items()}
-    data["source"] = source
+    data.update(source=source, mean=mean, std=std)
     return data
 
 

@@ -148,11 +148,81 @@ def _run_data_hunger(settings: dict, max_steps: int | None = None) -> Outputs:
     return Outputs(model=None, results={"runs": runs, "step_loss": runs[0]["step_loss"]})
 
 
+def _build_small_resnet(settings: dict) -> nn.Module:
+    from course_utils.few_labels import build_resnet
+
+    return build_resnet(settings["num_classes"])
+
+
+def _train_small_resnet(settings: dict, train: tuple, tests: dict, normalisation: dict,
+                        max_steps: int | None) -> Outputs:
+    """Lesson 06's ResNet trained on ``train`` (the way few_labels trains), tested on ``tests``;
+    ``normalisation`` (the mean and std the images were normalised with) goes in the results."""
+    from course_utils import few_labels
+
+    model = _build_small_resnet(settings).to(config.current().device)
+    history = few_labels.train_network(model, *train, few_labels.Method(lr=settings["lr"]),
+                                       steps=settings["steps"], batch_size=settings["batch_size"],
+                                       seed=settings["seed"], max_steps=max_steps)
+    results = {"step_loss": history["step_loss"], "train_loss": history["train_loss"],
+               "normalisation": normalisation}
+    if max_steps is None:
+        results["test_accuracy"] = {name: few_labels.accuracy(model, *test)
+                                    for name, test in tests.items()}
+    return Outputs(model=model, results=results)
+
+
+def _run_resnet_glyphs_a_m(settings: dict, max_steps: int | None = None) -> Outputs:
+    """Lesson 06's source network: the small ResNet trained on 16x16 glyphs of A to M only
+    (N to Z are kept for the target task)."""
+    from course_utils.few_labels import glyph_letters
+
+    config.seed_everything(settings["seed"])
+    train = glyph_letters(settings["per_class"], settings["letters"], seed=settings["seed"] + 1)
+    test = glyph_letters(settings["test_per_class"], settings["letters"], seed=settings["seed"] + 2,
+                         mean=train["mean"], std=train["std"])
+    normalisation = {"mean": train["mean"].flatten().tolist(), "std": train["std"].flatten().tolist()}
+    return _train_small_resnet(settings, train["pool"], {"glyphs": test["pool"]}, normalisation,
+                               max_steps)
+
+
+def _run_resnet_font_digits(settings: dict, max_steps: int | None = None) -> Outputs:
+    """Lesson 06's synthetic-to-real network: trained on font-rendered digits only, tested on
+    other font digits and on the real handwritten test set of the few-labels protocol."""
+    from course_utils import few_labels
+
+    config.seed_everything(settings["seed"])
+    train = few_labels.font_digit_data(settings["num_images"], seed=settings["seed"] + 1)
+    test = few_labels.font_digit_data(settings["test_images"], seed=settings["seed"] + 2)
+    tests = {"font digits": test["pool"], "real digits": few_labels.target_data("digits")["test"]}
+    normalisation = {"mean": train["mean"].flatten().tolist(), "std": train["std"].flatten().tolist()}
+    return _train_small_resnet(settings, train["pool"], tests, normalisation, max_steps)
+
+
+def _run_few_labels(settings: dict, max_steps: int | None = None) -> Outputs:
+    """Lesson 06's grid: every method at every label budget, on letters, digits and faces."""
+    from course_utils.few_labels import run_grid
+
+    runs = run_grid(settings, max_steps)
+    return Outputs(model=None, results={"runs": runs, "step_loss": runs[0]["step_loss"]})
+
+
 _GLYPH_TRAINING = {"num_images": 12_000, "seed": 0, "batch_size": 128, "epochs": 25, "lr": 2e-3,
                    "weight_decay": 0.05}
 _DATA_HUNGER = {"seed": 0, "per_class": [20, 40, 80, 160, 320, 640], "test_per_class": 100,
                 "repeats": 3, "steps": 1_000, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.05,
                 "patch_sizes": [2, 8], "patch_per_class": [80, 640]}
+
+_SMALL_RESNET = {"seed": 0, "batch_size": 64, "lr": 2e-3}
+_SCRATCH = ["from scratch", "from scratch + augmentation"]
+_TRANSFER = ["linear probe", "fine-tune top", "fine-tune all, low lr", "fine-tune all, high lr"]
+_FEW_LABELS = {"repeats": 3, "steps": 200, "targets": {
+    "letters": _SCRATCH + _TRANSFER,
+    "digits": _SCRATCH + ["from scratch + augmentation + half turns", "font digits, fine-tuned"]
+              + _TRANSFER,
+    "faces": _SCRATCH + _TRANSFER},
+    "pseudo_labels": {"target": "letters", "teacher": "fine-tune top", "threshold": 0.9,
+                      "rounds": 2, "sweep_k": 5, "thresholds": [0.0, 0.5, 0.8, 0.95, 0.99]}}
 
 
 RECIPES = {recipe.name: recipe for recipe in [
@@ -168,6 +238,19 @@ RECIPES = {recipe.name: recipe for recipe in [
     Recipe(name="data-hunger",
            summary="a ViT and a ResNet on 16x16 glyphs, 520 to 16,640 training images, 3 repeats",
            settings=_DATA_HUNGER, run=_run_data_hunger, lessons=("05",)),
+    Recipe(name="resnet-glyphs-a-m",
+           summary="lesson 06's source network: the small ResNet trained on 16x16 glyphs A to M",
+           settings={**_SMALL_RESNET, "num_classes": 13, "letters": "ABCDEFGHIJKLM",
+                     "per_class": 800, "test_per_class": 100, "steps": 3_000},
+           run=_run_resnet_glyphs_a_m, build=_build_small_resnet, lessons=("06",)),
+    Recipe(name="resnet-font-digits",
+           summary="the small ResNet trained on 16x16 digits rendered from fonts only",
+           settings={**_SMALL_RESNET, "num_classes": 10, "num_images": 10_000, "test_images": 2_000,
+                     "steps": 1_500},
+           run=_run_resnet_font_digits, build=_build_small_resnet, lessons=("06",)),
+    Recipe(name="few-labels",
+           summary="lesson 06's methods at 1 to 100 labels per class on letters, digits, faces",
+           settings=_FEW_LABELS, run=_run_few_labels, lessons=("06",)),
 ]}
 
 

@@ -1,4 +1,5 @@
-"""Lesson 06 exercises 1-2: two augmentations written by hand, the Sobel filter and cutout.
+"""Lesson 06 exercises: two augmentations written by hand, the Sobel filter and cutout (part 1,
+exercises 2-3).
 
 The references are the package's own (course_utils.augment), which the lesson's pipelines use.
 A wrong answer is diagnosed by the exercise's slips, each the reference with one common mistake
@@ -49,7 +50,7 @@ def _sobel_cases():
 
 def check_sobel(student):
     # 1e-3: a luminance of 0.299 R + 0.587 G + 0.114 B (the rounded weights) is right too.
-    return check_function(student, sobel, _sobel_cases(), exercise="Exercise 1 (Sobel filter)",
+    return check_function(student, sobel, _sobel_cases(), exercise="Exercise 2 (Sobel filter)",
                           atol=1e-3, slips=SOBEL_SLIPS)
 
 
@@ -162,7 +163,7 @@ def _cutout_cases():
 
 
 def check_cutout(student):
-    return check_function(student, cutout, _cutout_cases(), exercise="Exercise 2 (cutout)",
+    return check_function(student, cutout, _cutout_cases(), exercise="Exercise 3 (cutout)",
                           diagnose=_diagnose_cutout, slips=CUTOUT_SLIPS)
 
 

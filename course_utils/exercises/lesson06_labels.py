@@ -1,5 +1,6 @@
-"""Lesson 06 exercises 3-5: making the most of few labels: k labels per class, a linear probe
-(a frozen backbone with a new head), and pseudo-labels.
+"""Lesson 06 exercises: making the most of few labels: k labels per class (part 1, exercise 1),
+a linear probe, a frozen backbone with a new head (part 2, exercise 2), and pseudo-labels
+(part 2, exercise 4).
 
 The references are the package's own (course_utils.data, .finetune and .pseudo_labels). A wrong
 answer is diagnosed by the exercise's slips, each the reference with one common mistake (see
@@ -51,7 +52,7 @@ def _labels_cases():
 
 def check_labels_per_class(student):
     return check_function(student, labels_per_class, _labels_cases(),
-                          exercise="Exercise 3 (labels per class)",
+                          exercise="Exercise 1 (labels per class)",
                           diagnose=partial(_diagnose_labels, student), slips=LABELS_SLIPS)
 
 
@@ -257,7 +258,7 @@ def check_freeze_and_replace_head(student):
                                 "depths": (1, 1, 1)}), 2)),
              Case("a ResNet for 4 classes, probed for 7",
                   (_Pretrained({"num_classes": 4, "widths": (6, 6), "depths": (2, 1)}), 7))]
-    exercise = "Exercise 4 (linear probe)"
+    exercise = "Exercise 2 of part 2 (linear probe)"
     if student is prepare_linear_probe or not callable(student):
         result = run_check(student, prepare_linear_probe, cases, exercise=exercise)
     else:
@@ -329,7 +330,7 @@ def _pseudo_cases():
 
 def check_select_pseudo_labels(student):
     return check_function(student, select_pseudo_labels, _pseudo_cases(),
-                          exercise="Exercise 5 (pseudo-labels)", slips=PSEUDO_SLIPS,
+                          exercise="Exercise 4 of part 2 (pseudo-labels)", slips=PSEUDO_SLIPS,
                           output_names=("indices", "labels"))
 
 

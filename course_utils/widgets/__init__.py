@@ -10,6 +10,7 @@ browser; every widget fills its output through :func:`course_utils.widgets._core
 """
 
 from course_utils.widgets.attention import attention_query_figure, attention_query_widget
+from course_utils.widgets.augment import augmentation_figure, augmentation_widget
 from course_utils.widgets.convolution import KERNELS, convolution_figure, convolution_widget
 from course_utils.widgets.softmax import temperature_figure, temperature_widget
 from course_utils.widgets.translation import (cross_attention_figure, translation_view,
@@ -17,7 +18,8 @@ from course_utils.widgets.translation import (cross_attention_figure, translatio
 from course_utils.widgets.vit import class_token_attention_figure, class_token_attention_widget
 
 __all__ = [
-    "KERNELS", "attention_query_figure", "attention_query_widget", "class_token_attention_figure",
+    "KERNELS", "attention_query_figure", "attention_query_widget", "augmentation_figure",
+    "augmentation_widget", "class_token_attention_figure",
     "class_token_attention_widget", "convolution_figure", "convolution_widget",
     "cross_attention_figure", "temperature_figure", "temperature_widget", "translation_view",
     "translation_widget", "word_attention",
