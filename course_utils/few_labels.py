@@ -382,3 +382,66 @@ def run_grid(settings: dict, max_steps: int | None = None, *, progress: bool = T
                        f"{repeat}: {record['kept']} pseudo-labels "
                        f"({record['pseudo_label_accuracy']:.1%} right)")
     return results
+
+
+# ---------------------------------------------------------------------------------------------
+# The full profile: CIFAR-10 with torchvision's ImageNet weights (both downloaded on request).
+
+IMAGENET_METHODS = ("from scratch", "linear probe", "fine-tune all, low lr")
+
+
+def imagenet_resnet18_state() -> dict:
+    """The weights of torchvision's ResNet-18 trained on ImageNet (IMAGENET1K_V1), downloaded
+    into torch's cache the first time; a DatasetNotAvailableError says what to do offline."""
+    import torchvision
+
+    from course_utils.data import DatasetNotAvailableError
+
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    try:
+        return weights.get_state_dict(progress=False)
+    except OSError as error:  # no network: urllib's URLError is an OSError
+        raise DatasetNotAvailableError(
+            f"torchvision's ImageNet weights ({weights.url}) could not be downloaded ({error}). "
+            f"Run once where there is a network connection; they are cached in "
+            f"{torch.hub.get_dir()}.") from error
+
+
+def imagenet_transfer(splits, state: dict, budgets, *, steps: int, test_size: int = 2_000,
+                      image_size: int = 64, methods=IMAGENET_METHODS) -> list[dict]:
+    """The protocol on a torchvision dataset (e.g. ``load_dataset("cifar10")``) with a ResNet-18:
+    from random weights, or from ``state`` (ImageNet's) as a linear probe or fine-tuned, on
+    ``k`` labels per class of the training split, scored on the first ``test_size`` test images.
+    Images are resized to ``image_size`` and normalised with ImageNet's statistics. One record
+    per run: ``k``, ``method``, ``test_accuracy``."""
+    import torchvision
+
+    device = config.current().device
+    mean = torch.tensor([0.485, 0.456, 0.406])[None, :, None, None]  # ImageNet's, as torchvision
+    std = torch.tensor([0.229, 0.224, 0.225])[None, :, None, None]
+
+    def prepared(images):  # uint8 (N, 3, H, W) -> normalised (N, 3, size, size) on the device
+        images = F.interpolate(images.float() / 255, size=image_size, mode="bilinear",
+                               align_corners=False)
+        return ((images - mean) / std).to(device)
+
+    test_images, test_labels = splits.test.tensors()
+    test = (prepared(test_images[:test_size]), test_labels[:test_size].to(device))
+    pool_images, pool_labels = splits.train.tensors()
+    results = []
+    for k in budgets:
+        chosen = labels_per_class(pool_labels, k, seed=0)
+        images, labels = prepared(pool_images[chosen]), pool_labels[chosen].to(device)
+        for name in methods:
+            method = METHODS[name]
+            with config.seeded(k):
+                model = torchvision.models.resnet18(num_classes=1000)
+                if method.init != "random":
+                    model.load_state_dict(state)
+                model.fc = nn.Linear(model.fc.in_features, splits.num_classes)
+                model = model.to(device)
+                if method.train == "head":
+                    finetune.freeze(model)
+                train_network(model, images, labels, method, steps=steps, seed=k)
+                results.append({"k": k, "method": name, "test_accuracy": accuracy(model, *test)})
+    return results

@@ -95,8 +95,8 @@ GLYPH_TEST_PER_CLASS = cfg.pick(quick=40, full=100, capped=4)
 # * a **pool**: all the others. A method receives $k$ *labelled* images per class drawn from
 #   the pool; the rest of the pool is there *without* labels, for methods that can use it.
 #
-# Every method trains the same network (lesson 02's ResNet with one block of 20, 40 and 80
-# channels, about 120 thousand parameters) for the same number of steps on 16 x 16 images. The
+# Every method trains the same network (lesson 02's ResNet, three stages of one block each,
+# with 20, 40 and 80 channels, about 120 thousand parameters) for the same number of steps on 16 x 16 images. The
 # budgets are 1, 5, 20 and 100 labels per class (50 for faces): from one example each to about
 # all that the pool holds.
 
@@ -223,8 +223,9 @@ plt.show()
 print(augment.compose(list(augment.DEFORMATIONS), strength=0.7, image_size=32))
 
 # %% [markdown]
-# Crop and resize, flip, colour jitter, colour drop (grey), Gaussian noise and Gaussian blur are
-# torchvision's v2 classes. Rotation by quarter turns (`RandomQuarterTurn`, exact with
+# Crop and resize, flip, colour jitter, colour drop, Gaussian noise and Gaussian blur are
+# torchvision's v2 classes (`ColourDrop` is the course's name for `v2.RandomGrayscale`, applied
+# with the given probability). Rotation by quarter turns (`RandomQuarterTurn`, exact with
 # `torch.rot90`), cutout and the Sobel filter are the package's, and you write the last two.
 #
 # ### Exercise 2: the Sobel filter
@@ -299,12 +300,13 @@ def cutout(images: torch.Tensor, size: int, *, top, left) -> torch.Tensor:
 cutout = checks.check_cutout(cutout)
 
 # %% [markdown]
-# Your two functions on the photo and the glyph, next to the package's versions:
+# The two functions on the photo and the glyph (yours where they passed, the references
+# otherwise), next to the package's random cutout:
 
 # %%
 batch = torch.stack([v2.functional.resize(photo, [32, 32], antialias=True), glyph_picture.float()])
-shown = {"original": batch, "your sobel": sobel(batch),
-         "your cutout\n16 x 16 at (4, 10)": cutout(batch, 16, top=4, left=10),
+shown = {"original": batch, "sobel": sobel(batch),
+         "cutout\n16 x 16 at (4, 10)": cutout(batch, 16, top=4, left=10),
          "augment.Cutout(12)\nat a random place": augment.Cutout(12)(batch)}
 fig, axes = plt.subplots(2, len(shown), figsize=(9, 5))
 for column, (title, images) in enumerate(shown.items()):
@@ -454,7 +456,8 @@ for name in ("from scratch + augmentation", "from scratch + augmentation + half 
           f"{recall_digits[6]:.0%}, of 9: {recall_digits[9]:.0%}; "
           f"6 called 9: {six_as_nine}, 9 called 6: {nine_as_six} "
           f"(of {(test_labels == 6).sum().item()} each)"
-          + (" [loaded: trained by an earlier run]" if run["cached"] else ""))
+          + (f" [loaded: trained in {run['seconds']:.1f} s by an earlier run]" if run["cached"]
+             else ""))
     if name.endswith("half turns"):
         record("06", "test accuracy with half turns, 20 labels per digit", run["test_accuracy"])
 
@@ -486,8 +489,8 @@ for repeat in range(LIVE_REPEATS):
             _, run = few_labels.run_method(name, digits, k, repeat=repeat, steps=STEPS)
             live.append(run)
             print(f"k={k:>3}, {name:<28} test {run['test_accuracy']:6.1%}  (train "
-                  f"{run['train_accuracy']:.0%}; {run['seconds']:.1f} s"
-                  + (", loaded: trained by an earlier run)" if run["cached"] else ")"))
+                  f"{run['train_accuracy']:.0%}; trained in {run['seconds']:.1f} s"
+                  + (" by an earlier run, loaded)" if run["cached"] else ")"))
 gains = {k: np.mean([run["test_accuracy"] for run in live
                      if run["k"] == k and run["method"].endswith("augmentation")])
          - np.mean([run["test_accuracy"] for run in live
@@ -569,7 +572,10 @@ for target, gains in augmentation_gain.items():
           + ", ".join(f"{method} {value:.0%}" for method, value in fitted.items()))
 
 # %% [markdown]
-# Read the printed lines target by target. On the real digits the labelled images show each
+# Read the printed lines target by target, with chance in mind: 1/13 = 7.7% for the letters,
+# 10% for the digits. On the letters, a network trained from scratch stays near chance until it
+# has tens of labels per letter (the glyphs are hard: any font, angle, colour and background),
+# and augmentation does not change that. On the real digits the labelled images show each
 # digit at one position, slant and size, and augmentation supplies the others: that is where a
 # few labels gain the most from it. The glyphs are another story: their generator already
 # rotates, scales, shears and shifts every letter at random, so the deformations add little
@@ -584,19 +590,38 @@ for target, gains in augmentation_gain.items():
 # Augmentation deforms real examples. Synthetic data goes further and *renders* labelled
 # examples from a model of how the data is made: video-game engines produce street scenes whose
 # every pixel is labelled for segmentation [Richter et al., 2016], and text typeset in many
-# fonts trains text recognisers before they ever see a scanned page. The course's glyphs are an
-# example: letters
-# from matplotlib's fonts, randomly scaled, rotated, sheared, coloured and blurred, on crops of
-# real photos, with the label known by construction. Here are a few, for the same letter:
+# fonts trains text recognisers before they ever see a scanned page.
+#
+# The course's glyphs are such a generator, and a small one to read (`course_utils/glyphs.py`).
+# It works in three steps, each a random draw from a seeded generator:
+#
+# 1. **shape**: draw the letter from one of the fonts that ship with matplotlib, as a mask of
+#    ink (top row below, the same G in eight fonts);
+# 2. **geometry**: scale, rotate, shear and shift the mask;
+# 3. **appearance**: pick a letter colour that contrasts with a background cropped from a real
+#    photo or texture, paste, and blur a little.
+#
+# The label is known by construction: it is the letter drawn in step 1. Every choice the
+# generator makes at random is a variation the classifier learns to ignore, and every choice it
+# never makes (handwriting, a letter cut by the border) is one the classifier never learns.
 
 # %%
+fonts = glyphs.font_paths()
+print(f"{len(fonts)} fonts: " + ", ".join(path.stem for path in fonts))
 font_pictures, font_labels = glyphs.generate_glyphs(260, seed=11)
-same_letter = font_pictures[font_labels == 6][:10]  # ten G's
-fig, axes = plt.subplots(1, 10, figsize=(10, 1.5))
-for ax, picture in zip(axes, same_letter):
-    ax.imshow(picture), ax.set_xticks([]), ax.set_yticks([])
-fig.suptitle("Ten rendered glyphs of the letter G: font, size, angle, colour, background drawn "
-             "at random", fontsize=11)
+same_letter = font_pictures[font_labels == glyphs.LETTERS.index("G")][:8]
+fig, axes = plt.subplots(2, 8, figsize=(10, 3.2))
+for ax, index in zip(axes[0], np.linspace(0, len(fonts) - 1, 8).round().astype(int)):
+    ax.imshow(glyphs.render_characters(fonts[index], 48, "G")[0], cmap="gray_r")
+    ax.set_title(fonts[index].stem.replace("DejaVu", "").replace("General", "")[:11], fontsize=10)
+for ax, picture in zip(axes[1], same_letter):
+    ax.imshow(picture)
+for ax in axes.flat:
+    ax.set_xticks([]), ax.set_yticks([])
+axes[0, 0].set_ylabel("1. shape", fontsize=11)
+axes[1, 0].set_ylabel("2-3. glyphs", fontsize=11)
+fig.suptitle("The letter G: drawn from fonts (top), then rendered as glyphs with a random "
+             "geometry and appearance", fontsize=11)
 fig.tight_layout()
 plt.show()
 

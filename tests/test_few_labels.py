@@ -168,3 +168,44 @@ def test_half_turns_turn_some_images_upside_down():
     assert all(a or b for a, b in zip(upside_down, upright))
     assert 10 < sum(upside_down) < 54
     assert torch.equal(augment.random_half_turns(images, p=0.0), images)
+
+
+def _fake_photos(per_class: int, seed: int):
+    from course_utils.data import ImageDataset
+
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (10 * per_class, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    return ImageDataset(images, torch.arange(10).repeat(per_class))
+
+
+def test_imagenet_transfer_runs_each_method_on_a_torchvision_style_dataset():
+    """Offline stand-in for CIFAR-10 and ImageNet weights: the same code path, random values."""
+    import torchvision
+
+    from course_utils.data import DatasetSplits
+
+    config.setup(seed=0, profile="quick", device="cpu", verbose=False)
+    splits = DatasetSplits(name="cifar10", train=_fake_photos(3, 0), val=_fake_photos(1, 1),
+                           test=_fake_photos(1, 2), class_names=[str(c) for c in range(10)])
+    with config.seeded(0):
+        state = torchvision.models.resnet18(num_classes=1000).state_dict()
+    results = few_labels.imagenet_transfer(splits, state, [1], steps=3, test_size=4,
+                                           image_size=32)
+    assert [(r["k"], r["method"]) for r in results] == [
+        (1, name) for name in few_labels.IMAGENET_METHODS]
+    assert all(0 <= r["test_accuracy"] <= 1 for r in results)
+
+
+def test_imagenet_weights_offline_say_what_to_do(monkeypatch):
+    import urllib.error
+
+    from torchvision.models._api import WeightsEnum
+
+    from course_utils.data import DatasetNotAvailableError
+
+    def offline(self, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", offline)
+    with pytest.raises(DatasetNotAvailableError, match="could not be downloaded.*cached in"):
+        few_labels.imagenet_resnet18_state()

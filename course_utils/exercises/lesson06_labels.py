@@ -50,17 +50,48 @@ def _labels_cases():
                       "its class along the permutation.")]
 
 
+class MovedGlobalRandomNumbers(Exception):
+    """The learner's draw changed torch's global random numbers."""
+
+
+GLOBAL_GENERATOR = ("your draw used torch's global random numbers (torch.manual_seed or a "
+                    "randperm without generator=): the right subset, but every cell after it now "
+                    "gets other random numbers than it would have. Give randperm a generator of "
+                    "its own, generator=torch.Generator().manual_seed(seed).")
+
+
+def _keeping_global_random_numbers(student):
+    """``student``, raising MovedGlobalRandomNumbers if a call changes torch's global state."""
+    def run(labels, k, *, seed):
+        before = torch.get_rng_state()
+        answer = student(labels, k, seed=seed)
+        if not torch.equal(before, torch.get_rng_state()):
+            raise MovedGlobalRandomNumbers("the call changed torch's global random numbers")
+        return answer
+    return run
+
+
 def check_labels_per_class(student):
-    return check_function(student, labels_per_class, _labels_cases(),
-                          exercise="Exercise 1 (labels per class)",
-                          diagnose=partial(_diagnose_labels, student), slips=LABELS_SLIPS)
+    exercise = "Exercise 1 (labels per class)"
+    if student is labels_per_class or not callable(student):
+        result = run_check(student, labels_per_class, _labels_cases(), exercise=exercise)
+    else:
+        result = run_check(_keeping_global_random_numbers(student), labels_per_class,
+                           _labels_cases(), exercise=exercise,
+                           diagnose=partial(_diagnose_labels, student), slips=LABELS_SLIPS)
+        raised = f"your code raised {MovedGlobalRandomNumbers.__name__}: "
+        if result.message.startswith(raised):  # the check found it, not the learner's code
+            result = replace(result, message="the draw is right but moved the global random "
+                                             "numbers: " + result.message.removeprefix(raised))
+    report(result)
+    return student if result.passed else labels_per_class
 
 
 def _labels_variant(labels, k, *, seed, draw="one permutation", budget="k per class",
                     positions="original", sort=True):
     """labels_per_class with one thing changed (the defaults give the reference)."""
     generator = torch.Generator().manual_seed(seed)
-    classes = range(int(labels.max()) + 1)
+    classes = range(int(labels.max()) + (0 if budget == "last class dropped" else 1))
     if draw == "no shuffle":
         order = torch.arange(len(labels))
     else:
@@ -73,6 +104,8 @@ def _labels_variant(labels, k, *, seed, draw="one permutation", budget="k per cl
                   for positions in members]
     elif positions == "shuffled":  # positions in labels[order], not in labels
         chosen = [torch.nonzero(labels[order] == label).flatten()[:k] for label in classes]
+    elif positions == "mask on order":  # labels == c selects positions of labels, not of order
+        chosen = [order[labels == label][:k] for label in classes]
     else:
         chosen = [order[labels[order] == label][:k] for label in classes]
     chosen = torch.cat(chosen)
@@ -101,6 +134,15 @@ LABELS_SLIPS = [
          "labels[yours] are not the classes you picked. The position in the data set of the "
          "example at place i of the permutation is order[i]: keep order[labels[order] == c][:k].",
          partial(_labels_variant, positions="shuffled")),
+    Slip("mask of labels applied to the permutation",
+         "order[labels == c] keeps the entries of order at the places where labels is c, so the "
+         "mask and the permutation do not line up: the indices it gives are of any class. Read "
+         "the labels in the permutation's order first, labels[order] == c, then keep "
+         "order[labels[order] == c][:k].", partial(_labels_variant, positions="mask on order")),
+    Slip("last class dropped",
+         "the last class is missing: range(labels.max()) stops before labels.max(). The classes "
+         "are 0 to labels.max() included: range(int(labels.max()) + 1).",
+         partial(_labels_variant, budget="last class dropped")),
     Slip("a permutation per class",
          "you drew a permutation of each class's positions: a fair draw too, but another one than "
          "the instructions', so it cannot be checked. Draw one permutation of all len(labels) "
@@ -110,8 +152,9 @@ LABELS_SLIPS = [
 
 
 def _diagnose_labels(student, case, expected, got):
-    """A draw that is not seeded by the seed argument: two calls give two answers."""
-    if isinstance(got, Exception):
+    """A draw that is not seeded by the seed argument: two calls give two answers; or one that
+    moved the global random numbers."""
+    if isinstance(got, Exception) and not isinstance(got, MovedGlobalRandomNumbers):
         return None
     labels, k = case.args
     answers = []
@@ -119,7 +162,9 @@ def _diagnose_labels(student, case, expected, got):
         with torch.random.fork_rng():
             torch.manual_seed(global_seed)
             answers.append(student(labels.clone(), k, **case.kwargs))
-    return UNSEEDED if compare(*answers) is not None else None
+    if compare(*answers) is not None:
+        return UNSEEDED
+    return GLOBAL_GENERATOR if isinstance(got, MovedGlobalRandomNumbers) else None
 
 
 # ---- exercise 4: a linear probe --------------------------------------------------------------
@@ -129,13 +174,16 @@ class _Pretrained:
     """The 'pretrained' course ResNet of a case, rebuilt with the same weights at every call."""
 
     settings: dict
+    device: str = "cpu"  # "meta": a stand-in for a GPU, where a head built on the CPU stands out
 
     def build(self) -> nn.Module:
         torch.manual_seed(0)  # the caller forks the random numbers
-        return cnn.ResNet(**self.settings)
+        return cnn.ResNet(**self.settings).to(self.device)
 
     def __repr__(self) -> str:
-        return f"ResNet({', '.join(f'{key}={value!r}' for key, value in self.settings.items())})"
+        where = "" if self.device == "cpu" else f" on the {self.device} device"
+        return (f"ResNet({', '.join(f'{key}={value!r}' for key, value in self.settings.items())})"
+                + where)
 
 
 class WrongProbe(Exception):
@@ -153,6 +201,11 @@ def _names(names: list[str], shown: int = 3) -> str:
 
 
 NOT_A_MODEL = "return the model at the end of your function, once its head is replaced."
+NOT_IN_PLACE = ("change the model you are given and return it: a copy (copy.deepcopy) or a new "
+                "model leaves the caller's model unprepared, and doubles the memory.")
+HEAD_ELSEWHERE = ("the new head was built on the CPU while the model is elsewhere (here the meta "
+                  "device, on a GPU in the full profile): move it next to the backbone, "
+                  "nn.Linear(...).to(model.head.weight.device), before replacing the old one.")
 HEAD_NOT_LINEAR = ("replace the head by one new layer, nn.Linear(model.head.in_features, "
                    "num_classes), the linear classifier that the probe trains.")
 HEAD_NOT_REPLACED = ("the old head scores the old task's classes, which mean nothing for the new "
@@ -166,7 +219,9 @@ REINITIALISED = ("the pretrained weights are what a linear probe reuses: replace
                  "init on the backbone).")
 FROZE_EVERYTHING = ("nothing is left to train: you froze every parameter after replacing the "
                     "head, so the new head is frozen too. Freeze first and then replace the head "
-                    "(a new layer is trainable), or keep requires_grad = True for the head.")
+                    "(a new layer is trainable), or keep requires_grad = True for the head. "
+                    "(model.head.requires_grad = True only sets an attribute of the module: use "
+                    "model.head.requires_grad_(True), or set it on each of its parameters.)")
 INVERTED = ("the test is the wrong way round: the backbone must be frozen and the head trained "
             "(requires_grad = name.startswith('head.')), not the other way.")
 NOTHING_FROZEN = ("nothing was frozen: set requires_grad = False on every parameter of the "
@@ -179,11 +234,16 @@ HEAD_FROZEN = ("the new head is what a linear probe trains: every one of its par
 FORWARD_FAILS = "the model must still classify a batch of images: (N, C, H, W) -> (N, num_classes)."
 
 
-def _check_probe(model, old_head: nn.Linear, pretrained: dict, num_classes: int, images) -> None:
-    """Raise a WrongProbe that says what is wrong unless ``model`` is a linear probe."""
+def _check_probe(model, given: nn.Module, old_head: nn.Linear, pretrained: dict, num_classes: int,
+                 images) -> None:
+    """Raise a WrongProbe that says what is wrong unless ``model`` is a linear probe of the model
+    ``given`` to the learner's function, changed in place."""
     if not isinstance(model, nn.Module):
         raise WrongProbe(f"prepare_linear_probe returned {describe_value(model)}, not the model",
                          NOT_A_MODEL)
+    if model is not given:
+        raise WrongProbe("prepare_linear_probe returned another model than the one it was given",
+                         NOT_IN_PLACE)
     head = getattr(model, "head", None)
     if not isinstance(head, nn.Linear):
         raise WrongProbe(f"model.head is {describe_value(head)}, not an nn.Linear", HEAD_NOT_LINEAR)
@@ -197,10 +257,14 @@ def _check_probe(model, old_head: nn.Linear, pretrained: dict, num_classes: int,
     if head.in_features != old_head.in_features:
         raise WrongProbe(f"the new head takes {head.in_features} features but the backbone gives "
                          f"{old_head.in_features}", WRONG_FEATURES)
+    if head.weight.device != old_head.weight.device:
+        raise WrongProbe(f"the new head is on the {head.weight.device} device, the model on the "
+                         f"{old_head.weight.device} device", HEAD_ELSEWHERE)
     parameters = dict(model.named_parameters())
+    on_meta = old_head.weight.is_meta  # meta tensors have shapes, no values to compare
     changed = [name for name, weights in pretrained.items()
                if name not in parameters or parameters[name].shape != weights.shape
-               or not torch.equal(parameters[name].detach(), weights)]
+               or (not on_meta and not torch.equal(parameters[name].detach(), weights))]
     if changed:
         raise WrongProbe(f"the backbone's weights changed: {_names(changed)} ({len(changed)} of "
                          f"its {len(pretrained)} tensors differ from the pretrained ones)",
@@ -239,13 +303,14 @@ def _probe_outcome(prepare):
     def run(model: _Pretrained, num_classes: int):
         with torch.random.fork_rng():  # the notebook's random numbers go on as they were
             pretrained_model = model.build()
-            images = torch.rand(2, model.settings.get("in_channels", 3), 16, 16)
+            images = torch.rand(2, model.settings.get("in_channels", 3), 16, 16,
+                                device=model.device)
             old_head = pretrained_model.head
             pretrained = {name: weights.detach().clone()
                           for name, weights in pretrained_model.named_parameters()
                           if not name.startswith("head.")}
             probe = prepare(pretrained_model, num_classes)
-            _check_probe(probe, old_head, pretrained, num_classes, images)
+            _check_probe(probe, pretrained_model, old_head, pretrained, num_classes, images)
         return finetune.trainable_parameters(probe)
     return run
 
@@ -257,7 +322,10 @@ def check_freeze_and_replace_head(student):
                   (_Pretrained({"num_classes": 5, "in_channels": 1, "widths": (4, 8, 8),
                                 "depths": (1, 1, 1)}), 2)),
              Case("a ResNet for 4 classes, probed for 7",
-                  (_Pretrained({"num_classes": 4, "widths": (6, 6), "depths": (2, 1)}), 7))]
+                  (_Pretrained({"num_classes": 4, "widths": (6, 6), "depths": (2, 1)}), 7)),
+             Case("a ResNet for 6 classes on the meta device (as if on a GPU), probed for 3",
+                  (_Pretrained({"num_classes": 6, "widths": (4, 8), "depths": (1, 1)},
+                               device="meta"), 3))]
     exercise = "Exercise 2 of part 2 (linear probe)"
     if student is prepare_linear_probe or not callable(student):
         result = run_check(student, prepare_linear_probe, cases, exercise=exercise)
@@ -285,7 +353,7 @@ def _probe_variant(model, num_classes, *, trains="head", head_outputs="new",
             if hasattr(layer, "reset_parameters"):
                 layer.reset_parameters()
     outputs = num_classes if head_outputs == "new" else model.head.out_features
-    model.head = nn.Linear(model.head.in_features, outputs)
+    model.head = nn.Linear(model.head.in_features, outputs).to(model.head.weight.device)
     for name, parameter in model.named_parameters():
         in_head = name.startswith("head.")
         parameter.requires_grad = {"head": in_head, "everything": True, "nothing": False,
