@@ -18,6 +18,8 @@ of A to M at 16 x 16: the recipe ``resnet-glyphs-a-m`` of :mod:`course_utils.pre
 (minutes: ``python3 course.py pretrain few-labels`` records it).
 """
 
+import contextlib
+import socket
 import time
 from dataclasses import asdict, dataclass
 
@@ -390,7 +392,19 @@ def run_grid(settings: dict, max_steps: int | None = None, *, progress: bool = T
 IMAGENET_METHODS = ("from scratch", "linear probe", "fine-tune all, low lr")
 
 
-def imagenet_resnet18_state() -> dict:
+@contextlib.contextmanager
+def _network_timeout(seconds: float):
+    """Downloads give up after ``seconds`` without an answer instead of waiting for ever (a
+    firewall that drops packets never refuses)."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def imagenet_resnet18_state(timeout: float = 60.0) -> dict:
     """The weights of torchvision's ResNet-18 trained on ImageNet (IMAGENET1K_V1), downloaded
     into torch's cache the first time; a DatasetNotAvailableError says what to do offline."""
     import torchvision
@@ -399,12 +413,20 @@ def imagenet_resnet18_state() -> dict:
 
     weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
     try:
-        return weights.get_state_dict(progress=False)
-    except OSError as error:  # no network: urllib's URLError is an OSError
+        with _network_timeout(timeout):
+            return weights.get_state_dict(progress=False)
+    except OSError as error:  # no network: urllib's URLError and timeouts are OSErrors
         raise DatasetNotAvailableError(
             f"torchvision's ImageNet weights ({weights.url}) could not be downloaded ({error}). "
             f"Run once where there is a network connection; they are cached in "
             f"{torch.hub.get_dir()}.") from error
+
+
+def load_cifar10(timeout: float = 60.0):
+    """CIFAR-10's splits (``load_dataset("cifar10")``), downloaded into ``data/`` the first time,
+    giving up after ``timeout`` seconds without an answer; offline, a DatasetNotAvailableError."""
+    with _network_timeout(timeout):
+        return load_dataset("cifar10", download=True)
 
 
 def imagenet_transfer(splits, state: dict, budgets, *, steps: int, test_size: int = 2_000,

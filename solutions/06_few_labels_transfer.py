@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from course_utils import few_labels, finetune, setup
-from course_utils.data import DatasetNotAvailableError, load_dataset
+from course_utils.data import DatasetNotAvailableError
 from course_utils.config import seeded
 from course_utils.exercises import lesson06 as checks
 from course_utils.pretrained import get_recipe, load_pretrained
@@ -693,7 +693,7 @@ for target, methods in per_target.items():
 # %%
 if CIFAR10:
     try:
-        cifar = load_dataset("cifar10")  # downloaded on request: python -m course_utils.data download cifar10
+        cifar = few_labels.load_cifar10()  # downloaded into data/ the first time
         imagenet_state = few_labels.imagenet_resnet18_state()
         budgets = cfg.pick(quick=[5], full=[1, 5, 20, 100], capped=[1])
         for result in few_labels.imagenet_transfer(cifar, imagenet_state, budgets,

@@ -209,3 +209,20 @@ def test_imagenet_weights_offline_say_what_to_do(monkeypatch):
     monkeypatch.setattr(WeightsEnum, "get_state_dict", offline)
     with pytest.raises(DatasetNotAvailableError, match="could not be downloaded.*cached in"):
         few_labels.imagenet_resnet18_state()
+
+
+def test_cifar10_offline_says_what_to_do(monkeypatch):
+    import socket
+
+    from course_utils.data import DatasetNotAvailableError
+
+    timeouts = []
+
+    def offline(name, *, download):
+        timeouts.append(socket.getdefaulttimeout())
+        raise DatasetNotAvailableError(f"Downloading {name} failed")
+
+    monkeypatch.setattr(few_labels, "load_dataset", offline)
+    with pytest.raises(DatasetNotAvailableError, match="Downloading cifar10 failed"):
+        few_labels.load_cifar10(timeout=5)
+    assert timeouts == [5] and socket.getdefaulttimeout() is None

@@ -1,4 +1,4 @@
-"""Lesson 06 exercises (both notebooks): the checks and references, from three modules by topic.
+"""Lesson 06 exercises (both notebooks): the checks and references, from four modules by topic.
 
 Part 1 (augmentation): k labels per class, Sobel, cutout, per-class accuracy. Part 2
 (transfer): the features before the head, a linear probe, an optimiser for fine-tuning,
@@ -7,15 +7,16 @@ pseudo-labels.
 * :mod:`course_utils.exercises.lesson06_augment`: the Sobel filter and cutout;
 * :mod:`course_utils.exercises.lesson06_labels`: k labels per class, a linear probe (freeze the
   backbone, replace the head) and pseudo-labels;
-* :mod:`course_utils.exercises.lesson06_extra`: per-class accuracy, an optimiser for
-  fine-tuning (two learning rates) and the features before the head.
+* :mod:`course_utils.exercises.lesson06_recall`: per-class accuracy;
+* :mod:`course_utils.exercises.lesson06_transfer`: the features before the head and an optimiser
+  for fine-tuning (two learning rates).
 """
 
 from course_utils.exercises.lesson06_augment import (CUTOUT_SLIPS, SOBEL_SLIPS, check_cutout,
                                                      check_sobel, cutout, sobel)
-from course_utils.exercises.lesson06_extra import (check_extract_features,
-                                                   check_fine_tuning_optimizer,
-                                                   check_per_class_accuracy)
+from course_utils.exercises.lesson06_recall import check_per_class_accuracy
+from course_utils.exercises.lesson06_transfer import (check_extract_features,
+                                                      check_fine_tuning_optimizer)
 from course_utils.exercises.lesson06_labels import (LABELS_SLIPS, PROBE_SLIPS, PSEUDO_SLIPS,
                                                     check_freeze_and_replace_head,
                                                     check_labels_per_class,

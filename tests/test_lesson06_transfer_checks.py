@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from course_utils import finetune
 from course_utils.checks import compare
-from course_utils.exercises import lesson06, lesson06_extra
+from course_utils.exercises import lesson06, lesson06_recall, lesson06_transfer
 
 from exercise_attempts import (assert_each_slip_named_alone,  # tests/exercise_attempts.py
                                assert_undone_wrong_and_right)
@@ -42,12 +42,12 @@ def features_by_adaptive_pooling_in_eval_mode(model, images):
 
 
 CASES = [
-    (lesson06.check_per_class_accuracy, lesson06_extra.per_class_accuracy,
-     lesson06_extra.PER_CLASS_SLIPS[2].fn, "that is the precision"),
-    (lesson06.check_fine_tuning_optimizer, lesson06_extra.fine_tuning_optimizer,
-     lesson06_extra.OPTIMIZER_SLIPS[2].fn, "the learning rates are swapped"),
-    (lesson06.check_extract_features, lesson06_extra.extract_features,
-     lesson06_extra.FEATURES_SLIPS[4].fn, "Call model.eval() first"),
+    (lesson06.check_per_class_accuracy, lesson06_recall.per_class_accuracy,
+     lesson06_recall.PER_CLASS_SLIPS[2].fn, "that is the precision"),
+    (lesson06.check_fine_tuning_optimizer, lesson06_transfer.fine_tuning_optimizer,
+     lesson06_transfer.OPTIMIZER_SLIPS[2].fn, "the learning rates are swapped"),
+    (lesson06.check_extract_features, lesson06_transfer.extract_features,
+     lesson06_transfer.FEATURES_SLIPS[4].fn, "Call model.eval() first"),
 ]
 
 
@@ -58,10 +58,10 @@ def test_undone_wrong_and_right(check, reference, wrong, hint, capsys):
 
 
 SLIP_LISTS = {
-    "per-class accuracy": (lesson06.check_per_class_accuracy, lesson06_extra.PER_CLASS_SLIPS),
+    "per-class accuracy": (lesson06.check_per_class_accuracy, lesson06_recall.PER_CLASS_SLIPS),
     "fine-tuning optimizer": (lesson06.check_fine_tuning_optimizer,
-                              lesson06_extra.OPTIMIZER_SLIPS),
-    "features": (lesson06.check_extract_features, lesson06_extra.FEATURES_SLIPS),
+                              lesson06_transfer.OPTIMIZER_SLIPS),
+    "features": (lesson06.check_extract_features, lesson06_transfer.FEATURES_SLIPS),
 }
 
 
@@ -71,9 +71,9 @@ def test_each_listed_slip_is_named_alone(exercise, capsys):
 
 
 @pytest.mark.parametrize("check, attempt", [
-    (lesson06.check_per_class_accuracy, lesson06_extra.PER_CLASS_SLIPS[0].fn),
-    (lesson06.check_fine_tuning_optimizer, lesson06_extra.OPTIMIZER_SLIPS[3].fn),
-    (lesson06.check_extract_features, lesson06_extra.FEATURES_SLIPS[2].fn),
+    (lesson06.check_per_class_accuracy, lesson06_recall.PER_CLASS_SLIPS[0].fn),
+    (lesson06.check_fine_tuning_optimizer, lesson06_transfer.OPTIMIZER_SLIPS[3].fn),
+    (lesson06.check_extract_features, lesson06_transfer.FEATURES_SLIPS[2].fn),
 ], ids=["per-class accuracy", "fine-tuning optimizer", "features"])
 def test_checks_leave_the_random_numbers_alone(check, attempt, capsys):
     torch.manual_seed(5)
@@ -93,39 +93,39 @@ def test_per_class_accuracy_by_a_loop_passes(capsys):
 
 def test_per_class_reference_is_recall_with_nan_for_an_absent_class():
     predictions, labels = torch.tensor([0, 1, 1, 3]), torch.tensor([0, 0, 1, 3])
-    accuracies = lesson06_extra.per_class_accuracy(predictions, labels, 5)
+    accuracies = lesson06_recall.per_class_accuracy(predictions, labels, 5)
     assert accuracies.dtype == torch.float32 and accuracies.shape == (5,)
     assert accuracies[[0, 1, 3]].tolist() == [0.5, 1.0, 1.0]
     assert accuracies[[2, 4]].isnan().all()
 
 
 def test_per_class_cases_cover_the_edges():
-    ordinary, middle_absent, last_absent, all_wrong = lesson06_extra._per_class_cases()
+    ordinary, middle_absent, last_absent, all_wrong = lesson06_recall._per_class_cases()
     for case in (middle_absent, last_absent, all_wrong):
-        assert lesson06_extra.per_class_accuracy(*case.args).isnan().any()
+        assert lesson06_recall.per_class_accuracy(*case.args).isnan().any()
     predictions, labels, num_classes = last_absent.args
     assert labels.max() < num_classes - 2   # bincount without minlength is too short
     predictions, labels, _ = all_wrong.args
     assert not (predictions == labels).any()
 
 
-@pytest.mark.parametrize("slip", lesson06_extra.PER_CLASS_SLIPS, ids=lambda slip: slip.name)
+@pytest.mark.parametrize("slip", lesson06_recall.PER_CLASS_SLIPS, ids=lambda slip: slip.name)
 def test_each_per_class_slip_differs_from_the_reference_on_a_case(slip):
     differs = []
-    for case in lesson06_extra._per_class_cases():
+    for case in lesson06_recall._per_class_cases():
         try:
             slipped = slip.fn(*case.args)
         except Exception:
             differs.append(True)
             continue
-        differs.append(compare(lesson06_extra.per_class_accuracy(*case.args), slipped) is not None)
+        differs.append(compare(lesson06_recall.per_class_accuracy(*case.args), slipped) is not None)
     assert any(differs)
 
 
 # ---- exercise 7: an optimiser for fine-tuning ---------------------------------------------------
 
 @pytest.mark.parametrize("attempt", [optimizer_head_group_first, optimizer_from_the_package,
-                                     lesson06_extra._optimizer_variant],
+                                     lesson06_transfer._optimizer_variant],
                          ids=["head group first", "package groups",
                               "the slips' variant, unchanged"])
 def test_optimizer_right_answers_pass(attempt, capsys):
@@ -155,24 +155,24 @@ def _returns_nothing(model, *, backbone_lr, head_lr):
 
 @pytest.mark.parametrize("attempt, message, hint", [
     (_with_weight_decay, "weight_decay 0 instead of AdamW's default 0.01",
-     lesson06_extra.WEIGHT_DECAY),
-    (_adam, "it is torch.optim.Adam, not torch.optim.AdamW", lesson06_extra.NOT_ADAMW),
+     lesson06_transfer.WEIGHT_DECAY),
+    (_adam, "it is torch.optim.Adam, not torch.optim.AdamW", lesson06_transfer.NOT_ADAMW),
     (_backbone_only, "2 trainable parameters are in no group: head.weight, head.bias",
-     lesson06_extra.MISSING),
-    (_returns_nothing, "returned None, not an optimiser", lesson06_extra.NOT_AN_OPTIMIZER),
+     lesson06_transfer.MISSING),
+    (_returns_nothing, "returned None, not an optimiser", lesson06_transfer.NOT_AN_OPTIMIZER),
 ], ids=["weight decay", "Adam", "head left out", "None"])
 def test_optimizer_mistakes_name_what_is_wrong(attempt, message, hint, capsys):
-    assert lesson06.check_fine_tuning_optimizer(attempt) is lesson06_extra.fine_tuning_optimizer
+    assert lesson06.check_fine_tuning_optimizer(attempt) is lesson06_transfer.fine_tuning_optimizer
     out = capsys.readouterr().out
     assert "\N{CROSS MARK}" in out and message in out and hint in out
     assert "raised WrongResult" not in out and "not the one asked for" in out
 
 
 def test_optimizer_counted_twice_is_reported_as_the_learners_error(capsys):
-    lesson06.check_fine_tuning_optimizer(lesson06_extra.OPTIMIZER_SLIPS[3].fn)
+    lesson06.check_fine_tuning_optimizer(lesson06_transfer.OPTIMIZER_SLIPS[3].fn)
     out = capsys.readouterr().out
     assert "your code raised ValueError: some parameters appear in more than one" in out
-    assert lesson06_extra.COUNTED_TWICE in out
+    assert lesson06_transfer.COUNTED_TWICE in out
 
 
 # ---- exercise 8: features before the head -------------------------------------------------------
@@ -186,26 +186,26 @@ def test_features_by_adaptive_pooling_pass(capsys):
 def test_features_cases_tell_train_mode_from_eval_mode():
     """The cases' models have BatchNorm statistics of their own, so that forgetting eval()
     changes the values, not only the buffers."""
-    for case in lesson06_extra._features_cases():
+    for case in lesson06_transfer._features_cases():
         model, images = case.args
         with torch.random.fork_rng():
             network = model.build()
             assert network.training
             assert not torch.allclose(network.stem[1].running_mean, torch.zeros(1))
-            in_train_mode = lesson06_extra.FEATURES_SLIPS[4].fn(model.build(), images)
-            in_eval_mode = lesson06_extra.extract_features(model.build(), images)
+            in_train_mode = lesson06_transfer.FEATURES_SLIPS[4].fn(model.build(), images)
+            in_eval_mode = lesson06_transfer.extract_features(model.build(), images)
         assert not torch.allclose(in_train_mode, in_eval_mode)
 
 
 def test_features_head_slip_quotes_the_number_of_classes(capsys):
-    lesson06.check_extract_features(lesson06_extra.FEATURES_SLIPS[0].fn)
+    lesson06.check_extract_features(lesson06_transfer.FEATURES_SLIPS[0].fn)
     out = capsys.readouterr().out
     assert "expected shape (2, 8) but got shape (2, 5)" in out and "5 columns, one per class" in out
 
 
 def test_features_squeezed_get_the_case_hint(capsys):
     lesson06.check_extract_features(
-        lambda model, images: lesson06_extra.extract_features(model, images).squeeze())
+        lambda model, images: lesson06_transfer.extract_features(model, images).squeeze())
     out = capsys.readouterr().out
     assert "one grey image" in out and "avoid squeeze()" in out
 
