@@ -13,7 +13,8 @@ written here (:class:`Cutout`, :class:`RandomQuarterTurn`) draw for each image o
 
 For training on the device, :func:`random_affine` (rotation, zoom and shift) and
 :func:`random_half_turns` deform a whole batch at once with a draw per image; they also accept
-normalised images.
+normalised images. :func:`simclr_views` draws the views of SimCLR and DINO the same way (a
+random resized crop, brightness and contrast, channel shuffle, colour drop; images in [0, 1]).
 
 :data:`DEFORMATIONS` maps each name to a function ``(strength, image_size) -> transform``, and
 :func:`compose` chains them::
@@ -282,3 +283,84 @@ def random_half_turns(images: torch.Tensor, p: float = 0.5) -> torch.Tensor:
         raise ValueError(f"expected a batch (N, C, H, W), got shape {tuple(images.shape)}")
     upside_down = torch.rand(len(images), device=images.device) < p
     return torch.where(upside_down[:, None, None, None], images.flip(-2, -1), images)
+
+
+# ---- the views of SimCLR and DINO, drawn per image on the device ------------------------------
+
+def _check_batch(images: torch.Tensor) -> None:
+    if images.ndim != 4 or not images.is_floating_point():
+        raise ValueError(f"expected a float batch (N, C, H, W), got {images.dtype} of shape "
+                         f"{tuple(images.shape)}")
+
+
+def random_resized_crop(images: torch.Tensor, *, scale: tuple[float, float] = (0.2, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """Crop each image of a batch (N, C, H, W) to a random share ``scale`` of its area with a
+    random aspect ratio from ``ratio``, at a random place inside it, and resize the crop back to
+    H x W: SimCLR's most important deformation, as one ``affine_grid`` call, a draw per image."""
+    _check_batch(images)
+    if not 0 < scale[0] <= scale[1] <= 1 or not 0 < ratio[0] <= ratio[1]:
+        raise ValueError(f"need 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1], got "
+                         f"scale={scale}, ratio={ratio}")
+    count, device = len(images), images.device
+    area = torch.empty(count, device=device).uniform_(*scale)
+    aspect = torch.empty(count, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1])).exp()
+    width = (area * aspect).sqrt().clamp(max=1)   # the crop's sides, as fractions of the image's
+    height = (area / aspect).sqrt().clamp(max=1)
+    # affine_grid's coordinates run from -1 to 1: a centre within 1 - side keeps the crop inside.
+    centre_x = (torch.rand(count, device=device) * 2 - 1) * (1 - width)
+    centre_y = (torch.rand(count, device=device) * 2 - 1) * (1 - height)
+    zeros = torch.zeros(count, device=device)
+    theta = torch.stack([torch.stack([width, zeros, centre_x], dim=1),
+                         torch.stack([zeros, height, centre_y], dim=1)], dim=1)   # (N, 2, 3)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, padding_mode="border", align_corners=False)
+
+
+def random_brightness_contrast(images: torch.Tensor, *, brightness: float = 0.4,
+                               contrast: float = 0.4) -> torch.Tensor:
+    """Scale each image's brightness by a factor from [1 - brightness, 1 + brightness] and its
+    contrast (around the image's mean) by one from [1 - contrast, 1 + contrast]; values in [0, 1]
+    stay in [0, 1]. A draw per image."""
+    _check_batch(images)
+    count, device = len(images), images.device
+    shape = (count, 1, 1, 1)
+    gain = 1 + (torch.rand(shape, device=device) * 2 - 1) * brightness
+    stretch = 1 + (torch.rand(shape, device=device) * 2 - 1) * contrast
+    brighter = images * gain
+    mean = brighter.mean(dim=(1, 2, 3), keepdim=True)
+    return ((brighter - mean) * stretch + mean).clamp(0, 1)
+
+
+def random_channel_shuffle(images: torch.Tensor, p: float = 0.5) -> torch.Tensor:
+    """With probability ``p`` per image, put its colour channels in a random order (a colour
+    change that keeps every edge): a draw per image."""
+    _check_batch(images)
+    count, channels = images.shape[:2]
+    order = torch.rand(count, channels, device=images.device).argsort(dim=1)
+    keep = torch.rand(count, device=images.device) >= p
+    order[keep] = torch.arange(channels, device=images.device)
+    index = order[:, :, None, None].expand_as(images)
+    return torch.gather(images, 1, index)
+
+
+def random_grey(images: torch.Tensor, p: float = 0.2) -> torch.Tensor:
+    """With probability ``p`` per image, replace an RGB image by its luminance on all three
+    channels (SimCLR's colour drop), a draw per image."""
+    _check_batch(images)
+    grey = v2.functional.rgb_to_grayscale(images, num_output_channels=3)
+    chosen = torch.rand(len(images), device=images.device) < p
+    return torch.where(chosen[:, None, None, None], grey, images)
+
+
+def simclr_views(images: torch.Tensor, *, crop_scale: tuple[float, float] = (0.2, 1.0),
+                 brightness: float = 0.4, contrast: float = 0.4, shuffle_p: float = 0.5,
+                 grey_p: float = 0.2) -> torch.Tensor:
+    """One random view of each image of an RGB batch in [0, 1] for SimCLR or DINO: a random
+    resized crop, then brightness and contrast, a channel shuffle and colour drop, each drawn
+    per image. Call it twice on a batch for the two views. No flip: for letters it changes the
+    label's meaning (lesson 06)."""
+    views = random_resized_crop(images, scale=crop_scale)
+    views = random_brightness_contrast(views, brightness=brightness, contrast=contrast)
+    views = random_channel_shuffle(views, p=shuffle_p)
+    return random_grey(views, p=grey_p)

@@ -433,3 +433,57 @@ def check_module(student_cls, reference_cls, cases: Sequence[Case], *, exercise:
                            slips=[on_reference(slip) for slip in slips])
     report(result)
     return student_cls if result.passed else reference_cls
+
+
+# ---- answers that are not what was asked, found by a check ----------------------------------
+
+class WrongResult(Exception):
+    """Raised by a check (not by the learner's code) when an answer is not what the exercise
+    asks for; ``hint`` says what to change. Pass :func:`diagnose_wrong_result` as the check's
+    ``diagnose`` and tell the result with :func:`told_as_check`."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
+
+
+def diagnose_wrong_result(case, expected, got):
+    """The hint of a WrongResult the check raised, else None (for ``diagnose=``)."""
+    return got.hint if isinstance(got, WrongResult) else None
+
+
+def told_as_check(result: "CheckResult", what: str) -> "CheckResult":
+    """The result, with a WrongResult raised by the check told as the check's finding, ``what:
+    ...``, rather than as an exception of the learner's code."""
+    raised = f"your code raised {WrongResult.__name__}: "
+    if result.message.startswith(raised):
+        return replace(result, message=f"{what}: " + result.message.removeprefix(raised))
+    return result
+
+
+def first_names(names: list[str], shown: int = 3) -> str:
+    """The first few names, and how many more there are: "a, b, c and 4 more"."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def check_outcome(student_fn: Callable, reference_fn: Callable, outcome: Callable,
+                  cases: Sequence[Case], *, exercise: str, what: str,
+                  diagnose: Callable = diagnose_wrong_result, slips: Sequence[Slip] = (),
+                  passed: str = "") -> Callable:
+    """Check an exercise whose answer is judged by what it does rather than by its value:
+    ``outcome(fn)`` wraps a function so that it returns what is compared (and raises a
+    WrongResult for a property that is wrong, told as ``what: ...``). The slips are wrapped
+    the same way; ``passed`` is added to a pass's message. Reports, and returns the learner's
+    function if it passed, the reference otherwise (an unfinished exercise is NOT DONE)."""
+    if student_fn is reference_fn or not callable(student_fn):
+        result = run_check(student_fn, reference_fn, cases, exercise=exercise)
+    else:
+        wrapped = [replace(slip, fn=outcome(slip.fn)) for slip in slips]
+        result = run_check(outcome(student_fn), outcome(reference_fn), cases, exercise=exercise,
+                           diagnose=diagnose, slips=wrapped)
+        result = told_as_check(result, what)
+        if result.passed:
+            result.message += passed
+    report(result)
+    return student_fn if result.passed else reference_fn

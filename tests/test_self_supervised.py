@@ -143,3 +143,28 @@ def test_knn_and_linear_probe_on_two_clusters():
     assert ssl.knn_accuracy(features, shuffled, test, test_labels, k=5) < 0.8
     with pytest.raises(ValueError, match="k must be between"):
         ssl.knn_accuracy(features, labels, test, test_labels, k=100)
+
+
+def test_simclr_views_are_per_image_seeded_and_stay_in_range():
+    from course_utils import augment
+
+    images = torch.rand(6, 3, 16, 16)
+    with config.seeded(3):
+        first = augment.simclr_views(images)
+    with config.seeded(3):
+        again = augment.simclr_views(images)
+    assert torch.equal(first, again) and first.shape == images.shape
+    assert first.min() >= 0 and first.max() <= 1
+    copies = augment.simclr_views(images[:1].repeat(4, 1, 1, 1))
+    assert not torch.allclose(copies[0], copies[1])  # a draw per image
+    whole = augment.random_resized_crop(images, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    assert torch.allclose(whole, images, atol=1e-5)  # the whole image, unchanged
+    same = augment.random_brightness_contrast(images, brightness=0.0, contrast=0.0)
+    assert torch.allclose(same, images, atol=1e-6)
+    shuffled = augment.random_channel_shuffle(images, p=1.0)
+    assert torch.allclose(shuffled.sort(dim=1).values, images.sort(dim=1).values)
+    assert torch.equal(augment.random_channel_shuffle(images, p=0.0), images)
+    grey = augment.random_grey(images, p=1.0)
+    assert torch.allclose(grey[:, 0], grey[:, 2])
+    with pytest.raises(ValueError, match="scale"):
+        augment.random_resized_crop(images, scale=(0.0, 1.0))

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from course_utils import cnn, data, finetune, pseudo_labels
-from course_utils.checks import (Case, Slip, check_function, compare, describe_value, report,
-                                 run_check)
+from course_utils.checks import (Case, Slip, check_function, compare, describe_value, first_names,
+                                 report, run_check)
 
 # ---- reference solutions ---------------------------------------------------------------------
 
@@ -194,10 +194,6 @@ class WrongProbe(Exception):
         self.hint = hint
 
 
-def _names(names: list[str], shown: int = 3) -> str:
-    """The first few parameter names, and how many more there are."""
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
 
 
 NOT_A_MODEL = "return the model at the end of your function, once its head is replaced."
@@ -266,7 +262,7 @@ def _check_probe(model, given: nn.Module, old_head: nn.Linear, pretrained: dict,
                if name not in parameters or parameters[name].shape != weights.shape
                or (not on_meta and not torch.equal(parameters[name].detach(), weights))]
     if changed:
-        raise WrongProbe(f"the backbone's weights changed: {_names(changed)} ({len(changed)} of "
+        raise WrongProbe(f"the backbone's weights changed: {first_names(changed)} ({len(changed)} of "
                          f"its {len(pretrained)} tensors differ from the pretrained ones)",
                          REINITIALISED)
     trainable = finetune.trainable_parameters(model)
@@ -277,14 +273,14 @@ def _check_probe(model, given: nn.Module, old_head: nn.Linear, pretrained: dict,
         raise WrongProbe("no parameter is trainable (requires_grad is False everywhere)",
                          FROZE_EVERYTHING)
     if backbone_trains and head_frozen:
-        raise WrongProbe(f"the head is frozen ({_names(head_frozen)}) and the backbone trains "
-                         f"({_names(backbone_trains)})", INVERTED)
+        raise WrongProbe(f"the head is frozen ({first_names(head_frozen)}) and the backbone trains "
+                         f"({first_names(backbone_trains)})", INVERTED)
     if backbone_trains:
         hint = NOTHING_FROZEN if len(backbone_trains) == len(pretrained) else PARTLY_FROZEN
         raise WrongProbe(f"{len(backbone_trains)} of the backbone's {len(pretrained)} parameters "
-                         f"still train: {_names(backbone_trains)}", hint)
+                         f"still train: {first_names(backbone_trains)}", hint)
     if head_frozen:
-        raise WrongProbe(f"part of the new head is frozen: {_names(head_frozen)}", HEAD_FROZEN)
+        raise WrongProbe(f"part of the new head is frozen: {first_names(head_frozen)}", HEAD_FROZEN)
     try:
         with torch.no_grad():
             logits = model.eval()(images)

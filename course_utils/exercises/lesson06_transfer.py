@@ -10,14 +10,15 @@ answer's gradient) or, for the features' values, by the slip that reproduces the
 
 import inspect
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import nn
 
 from course_utils import cnn, finetune
-from course_utils.checks import Case, Slip, describe_value, report, run_check
+from course_utils.checks import (Case, Slip, WrongResult, check_outcome, describe_value,
+                                 diagnose_wrong_result, first_names)
 
 # ---- reference solutions ---------------------------------------------------------------------
 
@@ -78,31 +79,6 @@ class _SmallResNet:
         return text
 
 
-class WrongResult(Exception):
-    """The answer is not what the exercise asks for; ``hint`` says what to change."""
-
-    def __init__(self, message: str, hint: str):
-        super().__init__(message)
-        self.hint = hint
-
-
-def _diagnose_wrong_result(case, expected, got):
-    return got.hint if isinstance(got, WrongResult) else None
-
-
-def _reported(result, what: str):
-    """The check's result, a WrongResult raised by the check told as such (not as the learner's
-    exception)."""
-    raised = f"your code raised {WrongResult.__name__}: "
-    if result.message.startswith(raised):
-        return replace(result, message=f"{what}: " + result.message.removeprefix(raised))
-    return result
-
-
-def _names(names: list[str], shown: int = 3) -> str:
-    """The first few parameter names, and how many more there are."""
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
 
 
 # ---- part 2, exercise 3: an optimiser for fine-tuning ----------------------------------------
@@ -166,14 +142,14 @@ def _check_optimizer(optimizer, model: nn.Module, backbone_lr: float, head_lr: f
         raise WrongResult("it holds parameters that are not the model's", NOT_THE_MODELS)
     frozen = [names[id(parameter)] for parameter in held if not parameter.requires_grad]
     if frozen:
-        raise WrongResult(f"it holds {len(frozen)} frozen parameters: {_names(frozen)}",
+        raise WrongResult(f"it holds {len(frozen)} frozen parameters: {first_names(frozen)}",
                           FROZEN_INCLUDED)
     held_ids = {id(parameter) for parameter in held}
     missing = [name for name, parameter in model.named_parameters()
                if parameter.requires_grad and id(parameter) not in held_ids]
     if missing:
         raise WrongResult(f"{len(missing)} trainable parameters are in no group: "
-                          f"{_names(missing)}", MISSING)
+                          f"{first_names(missing)}", MISSING)
     head = finetune.head_name(model) + "."
     kinds = []  # "head" or "backbone", one per group
     for group in groups:
@@ -220,7 +196,7 @@ def _diagnose_optimizer(case, expected, got):
     """A WrongResult found by the check, or AdamW refusing a parameter that is in two groups."""
     if isinstance(got, ValueError) and "more than one parameter group" in str(got):
         return COUNTED_TWICE
-    return _diagnose_wrong_result(case, expected, got)
+    return diagnose_wrong_result(case, expected, got)
 
 
 OPTIMIZER_PASSED = (" The new head learns fast while the pretrained layers move slowly, and "
@@ -249,17 +225,10 @@ def check_fine_tuning_optimizer(student):
                   hint="the backbone is all frozen, so its group is empty (AdamW accepts an "
                        "empty group) or left out; the head's group holds head.weight and "
                        "head.bias at head_lr.")]
-    exercise = "Exercise 3 of part 2 (fine-tuning optimiser)"
-    if student is fine_tuning_optimizer or not callable(student):
-        result = run_check(student, fine_tuning_optimizer, cases, exercise=exercise)
-    else:
-        result = run_check(_optimizer_outcome(student), _optimizer_outcome(fine_tuning_optimizer),
-                           cases, exercise=exercise, diagnose=_diagnose_optimizer)
-        result = _reported(result, "the optimiser is not the one asked for")
-        if result.passed:
-            result.message += OPTIMIZER_PASSED
-    report(result)
-    return student if result.passed else fine_tuning_optimizer
+    return check_outcome(student, fine_tuning_optimizer, _optimizer_outcome, cases,
+                         exercise="Exercise 3 of part 2 (fine-tuning optimiser)",
+                         what="the optimiser is not the one asked for",
+                         diagnose=_diagnose_optimizer, passed=OPTIMIZER_PASSED)
 
 
 def _optimizer_variant(model, *, backbone_lr, head_lr, one_group=None, swapped=False,
@@ -326,7 +295,7 @@ def _features_outcome(extract):
         changed = [name for name, buffer in network.named_buffers()
                    if name in before and not torch.equal(buffer, before[name])]
         if changed:
-            raise WrongResult(f"the model's BatchNorm statistics changed: {_names(changed)} "
+            raise WrongResult(f"the model's BatchNorm statistics changed: {first_names(changed)} "
                               f"({len(changed)} of its {len(before)} buffers)", TRAIN_MODE)
         if isinstance(features, torch.Tensor) and features.requires_grad:
             raise WrongResult("they require gradients (requires_grad True)", GRADIENT_KEPT)
@@ -366,20 +335,10 @@ def check_extract_features(student):
     mode (the model's BatchNorm running statistics stay as they are; the model may be left in
     eval mode) and without gradient (the answer has requires_grad False). Returns the function
     the notebook should use next."""
-    exercise = "Exercise 1 of part 2 (features before the head)"
-    cases = _features_cases()
-    if student is extract_features or not callable(student):
-        result = run_check(student, extract_features, cases, exercise=exercise)
-    else:
-        slips = [replace(slip, fn=_features_outcome(slip.fn)) for slip in FEATURES_SLIPS]
-        result = run_check(_features_outcome(student), _features_outcome(extract_features),
-                           cases, exercise=exercise, diagnose=_diagnose_wrong_result,
-                           slips=slips)
-        result = _reported(result, "these are not the features asked for")
-        if result.passed:
-            result.message += FEATURES_PASSED
-    report(result)
-    return student if result.passed else extract_features
+    return check_outcome(student, extract_features, _features_outcome, _features_cases(),
+                         exercise="Exercise 1 of part 2 (features before the head)",
+                         what="these are not the features asked for", slips=FEATURES_SLIPS,
+                         passed=FEATURES_PASSED)
 
 
 def _features_variant(model, images, *, mode="eval", gradient=False, pooling="mean",
