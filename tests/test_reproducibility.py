@@ -53,10 +53,14 @@ def _printed_text(path: Path) -> list[str]:
     client.execute()
     texts = []
     for cell in notebook.cells:
+        # A cell's printed text may arrive as one stream output or as several (how the kernel
+        # flushes varies from run to run): compare it joined, per cell.
+        printed = "".join(output["text"] for output in cell.get("outputs", [])
+                          if output.get("output_type") == "stream" and output.get("name") == "stdout")
+        if printed:
+            texts.append(DURATION.sub("<time>", printed))
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and output.get("name") == "stdout":
-                texts.append(DURATION.sub("<time>", output["text"]))
-            elif "text/plain" in output.get("data", {}):
+            if "text/plain" in output.get("data", {}):
                 texts.append(DURATION.sub("<time>", output["data"]["text/plain"]))
     return [text for text in texts if not text.startswith("<Figure")]
 
