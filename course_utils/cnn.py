@@ -131,9 +131,12 @@ class ResNet(nn.Module):
         self.stages = nn.Sequential(*layers)
         self.head = nn.Linear(channels, num_classes)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the head sees: the last stage's maps averaged over the image, (N, C)."""
+        return self.stages(self.stem(x)).mean(dim=(2, 3))  # global average pool
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.stages(self.stem(x))             # (N, C, H', W')
-        return self.head(features.mean(dim=(2, 3)))      # global average pool -> (N, num_classes)
+        return self.head(self.features(x))               # (N, num_classes)
 
 
 class VGGNet(nn.Module):

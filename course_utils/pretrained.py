@@ -207,6 +207,43 @@ def _run_few_labels(settings: dict, max_steps: int | None = None) -> Outputs:
     return Outputs(model=None, results={"runs": runs, "step_loss": runs[0]["step_loss"]})
 
 
+def _run_pretext(settings: dict, max_steps: int | None = None) -> Outputs:
+    """Lesson 07: a pretext or generative pretraining on the unlabelled glyphs (``method``)."""
+    from course_utils import pretext, ssl_protocol
+
+    runs = {"jigsaw": pretext.run_jigsaw, "autoencoder": pretext.run_autoencoder,
+            "mae": pretext.run_mae, "mae ratios": pretext.run_mae_ratios,
+            "supervised cnn": lambda s, m: pretext.run_supervised(s, ssl_protocol.build_cnn, m),
+            "supervised vit": lambda s, m: pretext.run_supervised(s, ssl_protocol.build_vit, m)}
+    return runs[settings["method"]](settings, max_steps)
+
+
+def _run_joint_embedding(settings: dict, max_steps: int | None = None) -> Outputs:
+    """Lesson 07: SimCLR or DINO on the unlabelled glyphs (``method``)."""
+    from course_utils import joint_embedding
+
+    runs = {"simclr": joint_embedding.run_simclr, "simclr grid": joint_embedding.run_simclr_grid,
+            "dino": joint_embedding.run_dino, "dino collapse": joint_embedding.run_dino_collapse}
+    return runs[settings["method"]](settings, max_steps)
+
+
+def _build_joint_embedding(settings: dict) -> nn.Module:
+    from course_utils import joint_embedding
+
+    if settings["method"] == "simclr":
+        return joint_embedding.SimCLRNetwork(settings["architecture"])
+    return joint_embedding.DINONetwork(settings["architecture"], prototypes=settings["prototypes"])
+
+
+def _build_pretext(settings: dict) -> nn.Module:
+    from course_utils import pretext, ssl_protocol
+
+    builders = {"jigsaw": lambda: pretext.JigsawNetwork(settings["permutations"]),
+                "autoencoder": pretext.AutoEncoder, "mae": pretext.MaskedAutoEncoder,
+                "supervised cnn": ssl_protocol.build_cnn, "supervised vit": ssl_protocol.build_vit}
+    return builders[settings["method"]]()
+
+
 _GLYPH_TRAINING = {"num_images": 12_000, "seed": 0, "batch_size": 128, "epochs": 25, "lr": 2e-3,
                    "weight_decay": 0.05}
 _DATA_HUNGER = {"seed": 0, "per_class": [20, 40, 80, 160, 320, 640], "test_per_class": 100,
@@ -223,6 +260,8 @@ _FEW_LABELS = {"repeats": 3, "steps": 200, "targets": {
     "faces": _SCRATCH + _TRANSFER},
     "pseudo_labels": {"target": "letters", "teacher": "fine-tune top", "threshold": 0.9,
                       "rounds": 2, "sweep_k": 5, "thresholds": [0.0, 0.5, 0.8, 0.95, 0.99]}}
+
+_SSL = {"seed": 0, "steps": 1_000, "lr": 2e-3}  # lesson 07's pretraining on unlabelled glyphs
 
 
 RECIPES = {recipe.name: recipe for recipe in [
@@ -248,6 +287,56 @@ RECIPES = {recipe.name: recipe for recipe in [
            settings={**_SMALL_RESNET, "num_classes": 10, "num_images": 10_000, "test_images": 2_000,
                      "steps": 1_500},
            run=_run_resnet_font_digits, build=_build_small_resnet, lessons=("06",)),
+    Recipe(name="ssl-supervised-cnn",
+           summary="lesson 07's baseline: the small ResNet trained with the labels of the "
+                   "10,400 pretraining glyphs",
+           settings={**_SSL, "method": "supervised cnn", "batch_size": 256},
+           run=_run_pretext, build=_build_pretext, lessons=("07",)),
+    Recipe(name="ssl-supervised-vit",
+           summary="lesson 07's baseline: the small ViT (2 x 2 patches) trained with labels",
+           settings={**_SSL, "method": "supervised vit", "batch_size": 128},
+           run=_run_pretext, build=_build_pretext, lessons=("07",)),
+    Recipe(name="ssl-jigsaw",
+           summary="the small ResNet pretrained on 3 x 3 jigsaw puzzles of unlabelled glyphs",
+           settings={**_SSL, "method": "jigsaw", "batch_size": 128, "permutations": 64},
+           run=_run_pretext, build=_build_pretext, lessons=("07",)),
+    Recipe(name="ssl-autoencoder",
+           summary="the small ResNet as the encoder of an auto-encoder of unlabelled glyphs",
+           settings={**_SSL, "method": "autoencoder", "batch_size": 256},
+           run=_run_pretext, build=_build_pretext, lessons=("07",)),
+    Recipe(name="ssl-mae",
+           summary="the small ViT pretrained as a masked auto-encoder (75% of patches removed)",
+           settings={**_SSL, "method": "mae", "batch_size": 256, "mask_ratio": 0.75,
+                     "shown_ratios": [0.25, 0.5, 0.75, 0.9], "fine_tune_steps": 300},
+           run=_run_pretext, build=_build_pretext, lessons=("07",)),
+    Recipe(name="ssl-mae-ratios",
+           summary="MAE pretrained at mask ratios 0.25 to 0.9 (400 steps each), the ratio's effect",
+           settings={**_SSL, "method": "mae ratios", "batch_size": 256, "steps": 400,
+                     "ratios": [0.25, 0.5, 0.75, 0.9]},
+           run=_run_pretext, lessons=("07",)),
+    Recipe(name="ssl-simclr",
+           summary="the small ResNet pretrained with SimCLR (NT-Xent, temperature 0.2, batch 256)",
+           settings={**_SSL, "method": "simclr", "architecture": "cnn", "batch_size": 256,
+                     "temperature": 0.2, "steps": 500},
+           run=_run_joint_embedding, build=_build_joint_embedding, lessons=("07",)),
+    Recipe(name="ssl-simclr-grid",
+           summary="SimCLR at temperatures 0.05 to 1 and batch sizes 16 to 256, same images seen",
+           settings={**_SSL, "method": "simclr grid", "architecture": "cnn", "batch_size": 256,
+                     "temperature": 0.2, "images_seen": 32_000,
+                     "temperatures": [0.05, 0.2, 1.0], "batch_sizes": [16, 64, 256]},
+           run=_run_joint_embedding, lessons=("07",)),
+    Recipe(name="ssl-dino",
+           summary="the small ViT pretrained with DINO (teacher EMA, centering, sharpening)",
+           settings={**_SSL, "method": "dino", "architecture": "vit", "batch_size": 64,
+                     "lr": 1e-3, "prototypes": 256, "teacher_temperature": 0.04,
+                     "student_temperature": 0.1, "centering": True},
+           run=_run_joint_embedding, build=_build_joint_embedding, lessons=("07",)),
+    Recipe(name="ssl-dino-collapse",
+           summary="DINO (small ResNet) with centering and sharpening, without each, 400 steps",
+           settings={**_SSL, "method": "dino collapse", "architecture": "cnn", "batch_size": 64,
+                     "lr": 1e-3, "prototypes": 256, "teacher_temperature": 0.04,
+                     "student_temperature": 0.1, "centering": True, "steps": 400, "every": 20},
+           run=_run_joint_embedding, lessons=("07",)),
     Recipe(name="few-labels",
            summary="lesson 06's methods at 1 to 100 labels per class on letters, digits, faces",
            settings=_FEW_LABELS, run=_run_few_labels, lessons=("06",)),

@@ -136,11 +136,15 @@ class VisionTransformer(nn.Module):
         tokens = torch.cat([class_token, patches], dim=1)                 # (N, 1 + P, dim)
         return self.dropout(tokens + self.position_embedding)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """What the head sees: the class token's vector after the last layer, normalised, (N, dim)."""
         x = self._tokens(images)
         for layer in self.layers:
             x = layer(x)
-        return self.head(self.norm(x[:, 0]))  # the class token's vector only: (N, num_classes)
+        return self.norm(x[:, 0])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))  # (N, num_classes)
 
     @torch.no_grad()
     def attention_maps(self, images: torch.Tensor) -> list[torch.Tensor]:

@@ -340,3 +340,16 @@ def test_ema_that_freezes_the_teacher_is_named(capsys):
     assert lesson07.check_ema_update(freezes) is lesson07.ema_update
     out = capsys.readouterr().out
     assert "momentum 0.5" in out and lesson07_teacher.REQUIRES_GRAD in out
+
+
+def center_by_lerp(center, teacher_logits, momentum=0.9):
+    return torch.lerp(teacher_logits.mean(0, keepdim=True), center, momentum)
+
+
+def test_update_center_undone_wrong_right_and_slips(capsys):
+    assert_undone_wrong_and_right(lesson07.check_update_center, lesson07.update_center,
+                                  lesson07.CENTER_SLIPS[0].fn, "your center jumps", capsys)
+    assert_each_slip_named_alone(lesson07.check_update_center, lesson07.CENTER_SLIPS, capsys)
+    for _ in range(2):
+        assert lesson07.check_update_center(center_by_lerp) is center_by_lerp
+        assert PASSED in capsys.readouterr().out

@@ -1,5 +1,6 @@
-"""Lesson 07 exercises on learning from two views: SimCLR's NT-Xent loss (exercise 3) and DINO's
-loss (exercise 4); the teacher's moving average (exercise 5) is in lesson07_teacher.
+"""Lesson 07 exercises on learning from two views: SimCLR's NT-Xent loss (exercise 1 of
+part 2) and DINO's loss (exercise 3 of part 2); the teacher's moving average (exercise 2 of
+part 2) is in lesson07_teacher.
 
 The references are the package's own (course_utils.self_supervised), which the lesson trains
 with. A wrong answer is diagnosed by the exercise's slips, each the reference with one common
@@ -21,7 +22,7 @@ nt_xent_loss = self_supervised.nt_xent_loss
 dino_loss = self_supervised.dino_loss
 
 
-# ---- exercise 3: SimCLR's NT-Xent loss -------------------------------------------------------
+# ---- exercise 1 of part 2: SimCLR's NT-Xent loss -------------------------------------------------
 
 def _views(n, dim, seed, *, noise=0.5):
     """Two views' projections (N, D): z2 is z1 plus noise, so that the pairs are alike."""
@@ -69,7 +70,7 @@ NT_XENT_PASSED = (" Each view must pick out its partner among the 2N - 1 others:
 
 
 def check_nt_xent_loss(student):
-    """Exercise 3: ``nt_xent_loss(z1, z2, temperature)`` -> SimCLR's loss, a scalar tensor, for
+    """Exercise 1 of part 2: ``nt_xent_loss(z1, z2, temperature)`` -> SimCLR's loss, a scalar tensor, for
     N pairs of projections (N, D), ``z1[k]`` and ``z2[k]`` two views of image k: the cosine
     similarities of the 2N views divided by the temperature, each view's own similarity left
     out, and each view's cross-entropy whose right answer is the other view of its image,
@@ -77,7 +78,7 @@ def check_nt_xent_loss(student):
     z2's (concatenated), as long as the partners match. Returns the function the notebook
     should use next."""
     result = run_check(student, nt_xent_loss, _nt_xent_cases(),
-                       exercise="Exercise 3 (NT-Xent loss)", atol=1e-4, slips=NT_XENT_SLIPS)
+                       exercise="Exercise 1 of part 2 (NT-Xent loss)", atol=1e-4, slips=NT_XENT_SLIPS)
     if result.passed:
         result.message += NT_XENT_PASSED
     report(result)
@@ -157,7 +158,7 @@ NT_XENT_SLIPS = [
 ]
 
 
-# ---- exercise 4: DINO's loss -----------------------------------------------------------------
+# ---- exercise 3 of part 2: DINO's loss -----------------------------------------------------------
 
 def _dino_outputs(batch, dim, seed, *, teacher_scale=1.0, student_scale=1.0):
     """The student's and the teacher's outputs for two views (B, K) each, and a center (K,)."""
@@ -229,7 +230,7 @@ def _dino_outcome(loss_fn):
 
 
 def check_dino_loss(student):
-    """Exercise 4: ``dino_loss(student_1, student_2, teacher_1, teacher_2, center, *,
+    """Exercise 3 of part 2: ``dino_loss(student_1, student_2, teacher_1, teacher_2, center, *,
     teacher_temperature, student_temperature)`` -> DINO's loss for two views, a scalar tensor:
     H(t1, s2) / 2 + H(t2, s1) / 2, where t = softmax((teacher - center) / teacher_temperature),
     detached, s = log_softmax(student / student_temperature), row by row, and H(t, s) =
@@ -237,7 +238,7 @@ def check_dino_loss(student):
     (K,). No gradient may reach the teacher's outputs; both of the student's get one. Returns
     the function the notebook should use next."""
     return check_outcome(student, dino_loss, _dino_outcome, _dino_cases(),
-                         exercise="Exercise 4 (DINO loss)",
+                         exercise="Exercise 3 of part 2 (DINO loss)",
                          what="the loss is not the one asked for", slips=DINO_SLIPS,
                          passed=DINO_PASSED)
 

@@ -1,4 +1,4 @@
-"""Lesson 07 exercise 5: DINO's teacher, a moving average of the student's weights.
+"""Lesson 07, exercise 2 of part 2: DINO's teacher, a moving average of the student's weights.
 
 The reference is the package's own (course_utils.self_supervised.ema_update). A wrong answer is
 diagnosed by the exercise's slips (see course_utils.checks.Slip) or by what the update leaves of
@@ -20,7 +20,7 @@ from course_utils.checks import (Case, Slip, WrongResult, check_outcome, diagnos
 ema_update = self_supervised.ema_update
 
 
-# ---- exercise 5: the teacher, a moving average of the student --------------------------------
+# ---- exercise 2 of part 2: the teacher, a moving average of the student ---------------------
 
 @dataclass(frozen=True)
 class _TinyNetwork:
@@ -123,13 +123,13 @@ EMA_PASSED = (" The teacher averages the student over many steps, so its targets
 
 
 def check_ema_update(student):
-    """Exercise 5: ``ema_update(teacher, student, momentum)`` updates the teacher in place, under
-    torch.no_grad(): every parameter becomes ``momentum * teacher's + (1 - momentum) *
+    """Exercise 2 of part 2: ``ema_update(teacher, student, momentum)`` updates the teacher in
+    place, under torch.no_grad(): every parameter becomes ``momentum * teacher's + (1 - momentum) *
     student's``, every buffer (BatchNorm's statistics) the student's; the student is left as
     it was, and requires_grad of the teacher's parameters too. What it returns is not used.
     Returns the function the notebook should use next."""
     return check_outcome(student, ema_update, _ema_outcome, _ema_cases(),
-                         exercise="Exercise 5 (EMA teacher)",
+                         exercise="Exercise 2 of part 2 (EMA teacher)",
                          what="the teacher is not updated as asked", diagnose=_diagnose_ema,
                          slips=EMA_SLIPS, passed=EMA_PASSED)
 
@@ -195,3 +195,74 @@ EMA_SLIPS = [
          "copy them from the student, buffer.copy_(student's buffer), and average the "
          "parameters only.", partial(_ema_variant, buffers="averaged")),
 ]
+
+
+# ---- exercise 4 of part 2: the teacher's center ---------------------------------------------
+
+update_center = self_supervised.update_center
+
+
+def _center_cases():
+    generator = torch.Generator().manual_seed(3)
+    return [Case("a center of 5 dimensions, a batch of 4 teacher outputs, momentum 0.9",
+                 (torch.randn(1, 5, generator=generator), torch.randn(4, 5, generator=generator)),
+                 {"momentum": 0.9},
+                 hint="new = momentum * center + (1 - momentum) * teacher_logits.mean(dim=0): the "
+                      "mean over the batch, one number per dimension."),
+            Case("momentum 0.5, a batch of 3 outputs of 6 dimensions",
+                 (torch.randn(1, 6, generator=generator), torch.randn(3, 6, generator=generator)),
+                 {"momentum": 0.5},
+                 hint="with momentum 0.5, the new center is halfway between the old one and the "
+                      "batch's mean output."),
+            Case("a batch of one output, momentum 0.99",
+                 (torch.zeros(1, 4), torch.tensor([[1.0, 2.0, 3.0, 4.0]])), {"momentum": 0.99},
+                 hint="from a zero center, one step of momentum 0.99 moves it 1% of the way: "
+                      "0.01, 0.02, 0.03, 0.04.")]
+
+
+def _center_variant(center, teacher_logits, momentum=0.9, *, weight="center", axis=0,
+                    reduce="mean"):
+    """update_center with one thing changed (the defaults give the reference)."""
+    batch = teacher_logits.mean(dim=axis) if reduce == "mean" else teacher_logits.sum(dim=axis)
+    if axis == 1:
+        batch = batch.mean()  # one number for the batch, spread over the dimensions
+    if weight == "center":
+        return momentum * center + (1 - momentum) * batch
+    if weight == "batch":
+        return (1 - momentum) * center + momentum * batch
+    return batch + 0 * center
+
+
+CENTER_SLIPS = [
+    Slip("momentum on the batch",
+         "your center jumps to the latest batch: momentum weighs the old center, new = momentum "
+         "* center + (1 - momentum) * batch mean, so that at 0.9 each batch moves it a tenth of "
+         "the way.", partial(_center_variant, weight="batch")),
+    Slip("no running mean",
+         "your center is the latest batch's mean alone: DINO keeps a running mean over batches, "
+         "new = momentum * center + (1 - momentum) * batch mean, so that the center is steady "
+         "and one batch does not decide it.", partial(_center_variant, weight="none")),
+    Slip("mean over the dimensions",
+         "you averaged each output over its dimensions (dim=1), or everything at once: the center "
+         "has one value per output dimension, the mean over the batch, teacher_logits.mean(dim=0).",
+         partial(_center_variant, axis=1)),
+    Slip("sum over the batch",
+         "you summed the teacher's outputs over the batch: take their mean, .mean(dim=0), so that "
+         "the center does not grow with the batch size.", partial(_center_variant, reduce="sum")),
+]
+
+CENTER_PASSED = (" Subtracting this running mean from the teacher's outputs keeps any one dimension "
+                 "from winning for every image: centering fights the first collapse.")
+
+
+def check_update_center(student):
+    """Exercise 4 of part 2: ``update_center(center, teacher_logits, momentum=0.9)`` -> the new
+    center (1, K): ``momentum * center + (1 - momentum) * teacher_logits.mean(dim=0)``."""
+    from course_utils.checks import report, run_check
+
+    result = run_check(student, update_center, _center_cases(),
+                       exercise="Exercise 4 of part 2 (the teacher's center)", slips=CENTER_SLIPS)
+    if result.passed:
+        result.message += CENTER_PASSED
+    report(result)
+    return student if result.passed else update_center

@@ -1,0 +1,235 @@
+"""Lesson 07's protocol: pretrain without labels, then judge the frozen features with few labels.
+
+Every self-supervised method of the lesson pretrains on the same **unlabelled set**: 10,400
+glyphs (400 of each letter, 16 x 16; their labels exist, since we generate them, but only the
+supervised baseline reads them). Every method is then judged the same way, on an **evaluation
+set** of other glyphs (generated with another seed): the encoder is frozen, its features are
+computed for a labelled training part (up to 100 per class) and a test part (50 per class), and
+two simple classifiers are fitted on them, as in the SimCLR and DINO papers:
+
+* a **k-NN** vote (the 20 most similar training images by cosine similarity, weighted), which
+  trains nothing, so it measures the geometry of the features themselves;
+* a **linear probe** (a linear layer trained on the frozen features).
+
+Both at two label budgets, 10 and 100 labels per class (:data:`BUDGETS`). Every encoder is one
+of two small networks of about the same size: lesson 06's ResNet (121 k parameters) or a ViT
+with 2 x 2 patches (143 k), each exposing ``features(images)``.
+"""
+
+import torch
+from torch import nn
+
+from course_utils import config, self_supervised
+from course_utils.cnn import ResNet
+from course_utils.data import labels_per_class
+from course_utils.glyphs import LETTERS
+
+IMAGE_SIZE = 16
+PRETRAIN_PER_CLASS = 400
+PRETRAIN_SEED = 20
+EVAL_SEED = 21
+EVAL_TRAIN_PER_CLASS = 100
+EVAL_TEST_PER_CLASS = 50
+BUDGETS = (10, 100)  # labelled images per class given to the k-NN and the linear probe
+KNN_K = 20
+VIT = dict(image_size=IMAGE_SIZE, patch_size=2, in_channels=3, dim=64, depth=4, num_heads=4,
+           mlp_ratio=2.0)
+
+
+def unlabelled_glyphs(per_class: int = PRETRAIN_PER_CLASS, *, seed: int = PRETRAIN_SEED) -> dict:
+    """The pretraining set: ``{"images": normalised (N, 3, 16, 16) on cfg.device, "raw": in
+    [0, 1] on the CPU, "labels": ..., "mean": ..., "std": ...}``. Only the supervised baseline
+    may read ``labels``; mean and std are the set's own per-channel statistics."""
+    from course_utils.few_labels import glyph_letters
+
+    glyphs = glyph_letters(per_class, LETTERS, seed=seed)
+    images, labels = glyphs["pool"]
+    return {"images": images, "raw": glyphs["raw"]["pool"], "labels": labels,
+            "mean": glyphs["mean"], "std": glyphs["std"]}
+
+
+def evaluation_glyphs(mean: torch.Tensor, std: torch.Tensor) -> dict:
+    """The evaluation set, normalised like the pretraining set (``mean``, ``std``): ``{"train":
+    (images, labels), "test": (images, labels), "raw_test": ...}`` on cfg.device, with 100
+    training and 50 test glyphs of each of the 26 letters."""
+    from course_utils.few_labels import glyph_letters
+
+    glyphs = glyph_letters(EVAL_TRAIN_PER_CLASS + EVAL_TEST_PER_CLASS, LETTERS, seed=EVAL_SEED,
+                           mean=mean, std=std)
+    images, labels = glyphs["pool"]
+    test = labels_per_class(labels.cpu(), EVAL_TEST_PER_CLASS, seed=0).to(images.device)
+    is_train = torch.ones(len(labels), dtype=torch.bool, device=images.device)
+    is_train[test] = False
+    return {"train": (images[is_train], labels[is_train]), "test": (images[test], labels[test]),
+            "raw_test": glyphs["raw"]["pool"][test.cpu()], "class_names": list(LETTERS)}
+
+
+def build_cnn(num_outputs: int = len(LETTERS)) -> ResNet:
+    """Lesson 06's ResNet (20-40-80 channels, one block each); ``features`` gives 80 numbers."""
+    return ResNet(num_classes=num_outputs, widths=(20, 40, 80), depths=(1, 1, 1))
+
+
+def build_vit(num_outputs: int = len(LETTERS)) -> nn.Module:
+    """Lesson 05's ViT at 16 x 16 with 2 x 2 patches (64 tokens, width 64, 4 layers, 4 heads)."""
+    from course_utils.vit import VisionTransformer
+
+    return VisionTransformer(num_classes=num_outputs, **VIT)
+
+
+class Pixels(nn.Module):
+    """The floor that needs no network at all: an image's normalised pixels as its features."""
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(1)
+
+
+@torch.no_grad()
+def features_of(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``model.features(images)`` in eval mode, by batches of 512, as float (N, D)."""
+    model.eval()
+    return torch.cat([model.features(chunk).float() for chunk in images.split(512)])
+
+
+def evaluate_frozen(model: nn.Module, data: dict, budgets=BUDGETS) -> dict:
+    """k-NN and linear-probe test accuracy of ``model``'s frozen features at each budget:
+    ``{"knn": {k: accuracy}, "linear": {k: accuracy}}`` (k labelled images per class, the
+    first k of a fixed draw, so a smaller budget's images are among a larger one's)."""
+    train_images, train_labels = data["train"]
+    test_images, test_labels = data["test"]
+    train_features = features_of(model, train_images)
+    test_features = features_of(model, test_images)
+    scores = {"knn": {}, "linear": {}}
+    for k in budgets:
+        chosen = labels_per_class(train_labels.cpu(), k, seed=0).to(train_labels.device)
+        features, labels = train_features[chosen], train_labels[chosen]
+        scores["knn"][k] = self_supervised.knn_accuracy(features, labels, test_features,
+                                                        test_labels, k=min(KNN_K, len(labels)))
+        scores["linear"][k] = self_supervised.linear_probe_accuracy(features, labels,
+                                                                    test_features, test_labels)
+    return scores
+
+
+def fine_tune_accuracy(encoder: nn.Module, width: int, data: dict, k: int, *, steps: int = 300,
+                       lr: float = 1e-3, seed: int = 0) -> float:
+    """Test accuracy of a copy of ``encoder`` with a new linear head (``width`` inputs) trained
+    end to end on the first ``k`` labelled glyphs per letter of ``data`` (MAE's own protocol:
+    fine-tuning rather than frozen features). AdamW, one-cycle, lesson 06's trainer."""
+    import copy
+
+    from course_utils.few_labels import Method, accuracy, train_network
+
+    train_images, train_labels = data["train"]
+    chosen = labels_per_class(train_labels.cpu(), k, seed=0).to(train_labels.device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = copy.deepcopy(encoder)
+        model.head = nn.Linear(width, len(LETTERS)).to(train_images.device)
+        train_network(model, train_images[chosen], train_labels[chosen], Method(lr=lr),
+                      steps=steps, seed=seed)
+    return accuracy(model, *data["test"])
+
+
+def random_batches(count: int, batch_size: int, steps: int, *, seed: int):
+    """``steps`` batches of indices into ``count`` items: shuffled passes, seeded, on the CPU."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.empty(0, dtype=torch.long)
+    for _ in range(steps):
+        if len(order) < batch_size:
+            order = torch.cat([order, torch.randperm(count, generator=generator)])
+        yield order[:batch_size]
+        order = order[batch_size:]
+
+
+def pretrain(model: nn.Module, loss_of_batch, count: int, *, steps: int, batch_size: int,
+             lr: float, weight_decay: float = 0.05, seed: int = 0,
+             max_steps: int | None = None, every: int = 0, on_step=None) -> dict:
+    """Train ``model`` on ``steps`` batches of indices into ``count`` unlabelled items:
+    ``loss_of_batch(indices)`` returns the loss (a scalar tensor). AdamW with a one-cycle
+    schedule (a tenth warming up), gradients clipped at norm 1. ``on_step(step, model)``, if
+    given, is called every ``every`` steps (and after the last) for a curve of its own.
+    Returns ``{"step_loss": [...], "seconds": ...}``; ``max_steps`` stops early with the same
+    data order and schedule."""
+    import time
+
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
+                                  weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
+                                                    pct_start=0.1)
+    losses, start = [], time.perf_counter()
+    model.train()
+    for step, indices in enumerate(random_batches(count, batch_size, max_steps or steps,
+                                                  seed=seed), start=1):
+        loss = loss_of_batch(indices)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        if on_step is not None and every and (step % every == 0 or step == (max_steps or steps)):
+            on_step(step, model)
+            model.train()
+    return {"step_loss": losses, "seconds": time.perf_counter() - start}
+
+
+def setting_up(seed: int):
+    """Seeded: the unlabelled set and the evaluation set normalised alike, as every lesson 07
+    recipe starts."""
+    config.seed_everything(seed)
+    unlabelled = unlabelled_glyphs()
+    return unlabelled, evaluation_glyphs(unlabelled["mean"], unlabelled["std"])
+
+
+def knn_recorder(data: dict, k: int = BUDGETS[-1]):
+    """``(record, curve)``: ``record(step, model)`` appends the 20-NN accuracy of ``model``'s
+    frozen features at budget ``k`` to ``curve``, a list of ``{"step": ..., "knn": ...}``."""
+    curve = []
+
+    def record(step, model):
+        curve.append({"step": step, "knn": evaluate_frozen(model, data, budgets=(k,))["knn"][k]})
+    return record, curve
+
+
+def pretrain_recipe(model: nn.Module, loss_of_batch, count: int, settings: dict, *,
+                    max_steps: int | None = None, on_step=None, weight_decay: float = 0.05,
+                    every: int | None = None) -> dict:
+    """:func:`pretrain` with a recipe's ``steps``, ``batch_size``, ``lr`` and ``seed``; ``on_step``
+    runs every tenth of the run (or every ``every`` steps), and not at all when replaying the
+    first ``max_steps``."""
+    steps = settings["steps"]
+    if every is None:
+        every = 0 if max_steps else max(1, steps // 10)
+    return pretrain(model, loss_of_batch, count, steps=steps, batch_size=settings["batch_size"],
+                    lr=settings["lr"], weight_decay=weight_decay, seed=settings["seed"],
+                    max_steps=max_steps, every=every, on_step=on_step)
+
+
+def pretrained_network(name: str, *, live: bool = False, factor: float = 1.0):
+    """A lesson 07 recipe's network (frozen, eval mode, or None) and results, as recorded by
+    ``course.py pretrain``; with ``live``, the recipe is run here instead, ``factor`` times as
+    many steps (the full profile, and briefly the capped test run). Live results go through
+    JSON like recorded ones, so their keys are strings in both cases. Prints where they came
+    from."""
+    import json
+
+    from course_utils.pretrained import get_recipe, load_pretrained
+
+    recipe = get_recipe(name)
+    if live:
+        settings = {**recipe.settings, **{key: max(4, int(recipe.settings[key] * factor))
+                                          for key in ("steps", "fine_tune_steps")
+                                          if key in recipe.settings}}
+        if "images_seen" in settings:  # a grid whose runs all see this many images
+            settings["images_seen"] = max(4 * max(settings["batch_sizes"]),
+                                          int(settings["images_seen"] * factor))
+        outputs = recipe.run(settings)
+        print(f"{name}: pretrained live, {settings['steps']:,} steps")
+        model = outputs.model.eval() if outputs.model is not None else None
+        return model, json.loads(json.dumps(outputs.results))
+    model, results, provenance = load_pretrained(name)
+    machine = provenance["machine"]
+    print(f"{name}: {recipe.settings['steps']:,} steps, recorded {provenance['written'][:10]} in "
+          f"{provenance['wall_seconds']:.0f} s on {machine['cpu_threads']} CPU threads "
+          f"({machine['device']}); `python3 course.py pretrain {name}` repeats it")
+    return model, results
+
