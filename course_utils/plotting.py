@@ -228,3 +228,15 @@ def legibility_problems(fig) -> list[str]:
         problems.append(f"the figure is {width:g} in wide and shrinks to the notebook's "
                         f"{NOTEBOOK_WIDTH_IN:g} in")
     return problems
+
+
+def plot_step_losses(ax, losses, *, window: int = 20, label: str = "mean of {window}"):
+    """Every step's loss in light grey and its moving average over ``window`` steps (fewer when
+    the run is shorter), centred on the steps it averages."""
+    losses = np.asarray(losses, dtype=float)
+    ax.plot(losses, color="lightgrey", label="every step")
+    window = max(1, min(window, len(losses)))
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    ax.plot(np.arange(len(smooth)) + window // 2, smooth, color="C0",
+            label=label.format(window=window))
+

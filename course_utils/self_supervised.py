@@ -110,7 +110,8 @@ def mean_entropy(probabilities: torch.Tensor) -> float:
 
 def dominant_share(probabilities: torch.Tensor) -> float:
     """The share of the rows whose largest entry is the most frequent one: 1 when one dimension
-    wins for every input (the collapse without centering), about 1/K when all are used."""
+    wins for every input (the collapse without centering), small when the winners are spread
+    (at best 1/N for N rows, or 1/K for K dimensions, whichever is larger)."""
     winners = probabilities.argmax(dim=1)
     return torch.bincount(winners).max().item() / len(winners)
 
@@ -174,9 +175,10 @@ def shuffle_tiles(tiles: torch.Tensor, permutation) -> torch.Tensor:
 def jigsaw_permutations(count: int, tiles: int = 9, *, seed: int = 0) -> np.ndarray:
     """``count`` permutations of ``tiles`` tiles far apart from each other (int64, (count, tiles)).
 
-    As Noroozi & Favaro: greedily, each new permutation is the one whose Hamming distance (the
-    number of places where two permutations differ) to the closest already chosen is largest,
-    ties broken at random. Far-apart permutations make the task about the image, not about
+    Greedily, each new permutation is the one whose Hamming distance (the number of places where
+    two permutations differ) to the closest already chosen is largest, ties broken at random: a
+    variant of Noroozi & Favaro's algorithm, which maximises the *average* distance to those
+    chosen; this one guarantees a minimum distance. Far-apart permutations make the task about the image, not about
     telling two nearly identical shuffles apart. Deterministic for a seed.
     """
     if tiles > 9:
