@@ -381,6 +381,9 @@ def _machine() -> dict:
 def run_recipe(name: str, *, write: bool = True) -> Outputs:
     """Run a recipe in full (minutes) and, with ``write``, save its outputs with provenance."""
     recipe = get_recipe(name)
+    # The hash reads the code's source from disk: take it now, before minutes of training
+    # during which someone may edit the files.
+    recipe_hash = recipe.hash()
     start = time.perf_counter()
     outputs = recipe.run(dict(recipe.settings))
     seconds = time.perf_counter() - start
@@ -395,7 +398,7 @@ def run_recipe(name: str, *, write: bool = True) -> Outputs:
     files["results.json"] = json.dumps(outputs.results, indent=1).encode()
     provenance = {
         "command": " ".join(["python3 course.py pretrain", name]),
-        "recipe": name, "settings": recipe.settings, "recipe_hash": recipe.hash(),
+        "recipe": name, "settings": recipe.settings, "recipe_hash": recipe_hash,
         "code_version": {"git_commit": _git_commit(), "package": package_version()},
         "seed": recipe.settings.get("seed"), "wall_seconds": round(seconds, 1),
         "machine": _machine(),

@@ -92,10 +92,7 @@ class MeanOfPatches(nn.Module):
         self.vit = vit
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.vit._tokens(images)
-        for layer in self.vit.layers:
-            x = layer(x)
-        return self.vit.norm(x)[:, 1:].mean(dim=1)
+        return self.vit.encode(images)[:, 1:].mean(dim=1)
 
 
 @torch.no_grad()

@@ -136,12 +136,16 @@ class VisionTransformer(nn.Module):
         tokens = torch.cat([class_token, patches], dim=1)                 # (N, 1 + P, dim)
         return self.dropout(tokens + self.position_embedding)
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """What the head sees: the class token's vector after the last layer, normalised, (N, dim)."""
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Every token after the last layer, normalised: (N, 1 + P, dim), the class token first."""
         x = self._tokens(images)
         for layer in self.layers:
             x = layer(x)
-        return self.norm(x[:, 0])
+        return self.norm(x)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """What the head sees: the class token's vector after the last layer, normalised, (N, dim)."""
+        return self.encode(images)[:, 0]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images))  # (N, num_classes)
