@@ -68,6 +68,19 @@ def check_cell_headers(text: str, where: str) -> None:
                               f"({line.strip()!r}); start the text on the next line")
 
 
+def check_markdown_cells(text: str, where: str) -> None:
+    """Refuse a line of code inside a ``# %% [markdown]`` cell (a missing ``# %%`` before it):
+    jupytext would show that code as text in the Markdown cell, and it would never run."""
+    in_markdown = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _HEADER.match(line)
+        if match:
+            in_markdown = "[markdown]" in match["rest"]
+        elif in_markdown and line.strip() and not line.startswith("#"):
+            raise SourceError(f"{where}, line {number}: code inside a Markdown cell "
+                              f"({line.strip()[:40]!r}); put a '# %%' line before it")
+
+
 def check_markdown_lists(markdown: str, where: str) -> None:
     """Refuse a paragraph line followed by a line that Markdown reads as a new list item.
 
@@ -135,6 +148,7 @@ def build_notebooks(source_path: Path) -> tuple[nbformat.NotebookNode, nbformat.
     """Read a lesson source and return (solution_notebook, student_notebook)."""
     text = source_path.read_text(encoding="utf-8")
     check_cell_headers(text, source_path.name)
+    check_markdown_cells(text, source_path.name)
     notebook = jupytext.reads(text, fmt="py:percent")
     solution_cells, student_cells = [], []
     for index, cell in enumerate(notebook.cells):

@@ -81,9 +81,11 @@ def two_views(raw: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, crop_sca
 
 # ---- SimCLR ----------------------------------------------------------------------------------
 
-def train_simclr(settings: dict, unlabelled: dict, data: dict, *, max_steps: int | None = None):
+def train_simclr(settings: dict, unlabelled: dict, data: dict, *, max_steps: int | None = None,
+                 with_curve: bool = True):
     """SimCLR with ``settings`` (``batch_size``, ``temperature``, ``steps``, ``lr``, ``seed``,
-    ``architecture``): ``(model, history, knn curve)``."""
+    ``architecture``): ``(model, history, knn curve)``; ``with_curve=False`` records no curve
+    (the grid's runs, which keep only their final scores)."""
     device = config.current().device
     raw = unlabelled["raw"].to(device)
     with torch.random.fork_rng(devices=[]):
@@ -96,8 +98,29 @@ def train_simclr(settings: dict, unlabelled: dict, data: dict, *, max_steps: int
         return self_supervised.nt_xent_loss(model(view_1), model(view_2), settings["temperature"])
 
     history = ssl_protocol.pretrain_recipe(model, loss_of_batch, len(raw), settings,
-                                           max_steps=max_steps, on_step=record)
+                                           max_steps=max_steps,
+                                           on_step=record if with_curve else None)
     return model, history, curve
+
+
+def run_simclr_photos(splits, settings: dict) -> dict:
+    """SimCLR (``settings`` as for :func:`train_simclr`, plus ``probe_per_class``,
+    ``test_per_class`` and ``budgets``) pretrained on every training photo of ``splits`` without
+    its labels, then judged frozen against the same network at random initialisation. Returns
+    the scores of both, the step losses, the k-NN curve, the seconds and the images per second."""
+    unlabelled, data = ssl_protocol.photo_protocol(splits, settings["probe_per_class"],
+                                                   settings["test_per_class"], seed=settings["seed"])
+    budgets = tuple(settings["budgets"])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings["seed"])
+        random_network = SimCLRNetwork(settings.get("architecture", "cnn")).to(unlabelled["raw"].device)
+    random_scores = ssl_protocol.evaluate_frozen(random_network, data, budgets=budgets)
+    model, history, curve = train_simclr(settings, unlabelled, data)
+    images_seen = 2 * settings["batch_size"] * len(history["step_loss"])  # two views each
+    return {"model": model, "scores": ssl_protocol.evaluate_frozen(model, data, budgets=budgets),
+            "random_scores": random_scores, "step_loss": history["step_loss"], "knn_curve": curve,
+            "seconds": history["seconds"], "views_per_second": images_seen / history["seconds"],
+            "pretraining_photos": len(unlabelled["raw"]), "test_photos": len(data["test"][1])}
 
 
 # ---- DINO ------------------------------------------------------------------------------------
@@ -153,8 +176,7 @@ def train_dino(settings: dict, unlabelled: dict, data: dict, *, max_steps: int |
             point = {"step": step, "entropy": self_supervised.mean_entropy(probabilities),
                      "dominant_share": self_supervised.dominant_share(probabilities)}
             if not max_steps:
-                point["knn"] = ssl_protocol.evaluate_frozen(
-                    teacher, data, budgets=(ssl_protocol.BUDGETS[-1],))["knn"][ssl_protocol.BUDGETS[-1]]
+                point["knn"] = ssl_protocol.knn_score(teacher, data)
             curve.append(point)
 
     history = ssl_protocol.pretrain_recipe(student, loss_of_batch, len(raw), settings,
@@ -168,10 +190,8 @@ def train_dino(settings: dict, unlabelled: dict, data: dict, *, max_steps: int |
 def run_simclr(settings: dict, max_steps: int | None = None) -> Outputs:
     unlabelled, data = ssl_protocol.setting_up(settings["seed"])
     model, history, curve = train_simclr(settings, unlabelled, data, max_steps=max_steps)
-    results = {"step_loss": history["step_loss"], "seconds": history["seconds"], "knn_curve": curve}
-    if not max_steps:
-        results["scores"] = ssl_protocol.evaluate_frozen(model, data)
-    return Outputs(model=model, results=results)
+    return ssl_protocol.recipe_outputs(model, data, history, evaluate=not max_steps,
+                                       knn_curve=curve)
 
 
 def run_simclr_grid(settings: dict, max_steps: int | None = None) -> Outputs:
@@ -185,7 +205,8 @@ def run_simclr_grid(settings: dict, max_steps: int | None = None) -> Outputs:
     for change in plan:
         run_settings = {**settings, **change,
                         "steps": settings["images_seen"] // change["batch_size"]}
-        model, history, _ = train_simclr(run_settings, unlabelled, data, max_steps=max_steps)
+        model, history, _ = train_simclr(run_settings, unlabelled, data, max_steps=max_steps,
+                                         with_curve=False)
         runs.append({**change, "steps": run_settings["steps"], "step_loss": history["step_loss"],
                      "seconds": history["seconds"],
                      "scores": None if max_steps else ssl_protocol.evaluate_frozen(model, data)})
@@ -197,10 +218,7 @@ def run_simclr_grid(settings: dict, max_steps: int | None = None) -> Outputs:
 def run_dino(settings: dict, max_steps: int | None = None) -> Outputs:
     unlabelled, data = ssl_protocol.setting_up(settings["seed"])
     teacher, history, curve = train_dino(settings, unlabelled, data, max_steps=max_steps)
-    results = {"step_loss": history["step_loss"], "seconds": history["seconds"], "curve": curve}
-    if not max_steps:
-        results["scores"] = ssl_protocol.evaluate_frozen(teacher, data)
-    return Outputs(model=teacher, results=results)
+    return ssl_protocol.recipe_outputs(teacher, data, history, evaluate=not max_steps, curve=curve)
 
 
 COLLAPSE_VARIANTS = {"centering and sharpening": {}, "centering off": {"centering": False},

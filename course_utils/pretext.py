@@ -234,15 +234,6 @@ class SmallVAE(nn.Module):
 
 # ---- the recipes' runs -----------------------------------------------------------------------
 
-def _finish(model, data, history, curve, extra=None, *, evaluate: bool = True) -> Outputs:
-    """The recipe's outputs; ``evaluate=False`` (a replay of the first steps) skips the scores."""
-    results = {"step_loss": history["step_loss"], "seconds": history["seconds"], "knn_curve": curve,
-               **(extra or {})}
-    if evaluate:
-        results["scores"] = ssl_protocol.evaluate_frozen(model, data)
-    return Outputs(model=model, results=results)
-
-
 def run_supervised(settings: dict, build, max_steps: int | None = None) -> Outputs:
     """The baseline: the encoder trained *with* the labels of the unlabelled set."""
     unlabelled, data = ssl_protocol.setting_up(settings["seed"])
@@ -256,7 +247,8 @@ def run_supervised(settings: dict, build, max_steps: int | None = None) -> Outpu
 
     history = ssl_protocol.pretrain_recipe(model, loss_of_batch, len(images), settings,
                                            max_steps=max_steps, on_step=record)
-    return _finish(model, data, history, curve, evaluate=max_steps is None)
+    return ssl_protocol.recipe_outputs(model, data, history, evaluate=max_steps is None,
+                                       knn_curve=curve)
 
 
 def run_jigsaw(settings: dict, max_steps: int | None = None) -> Outputs:
@@ -280,10 +272,10 @@ def run_jigsaw(settings: dict, max_steps: int | None = None) -> Outputs:
 
     history = ssl_protocol.pretrain_recipe(model, loss_of_batch, len(images), settings,
                                            max_steps=max_steps, on_step=record_both)
-    return _finish(model, data, history, curve,
-                   {"permutations": permutations.tolist(),
-                    "min_hamming": self_supervised.min_hamming_distance(permutations.numpy())},
-                   evaluate=max_steps is None)
+    return ssl_protocol.recipe_outputs(
+        model, data, history, evaluate=max_steps is None, knn_curve=curve,
+        permutations=permutations.tolist(),
+        min_hamming=self_supervised.min_hamming_distance(permutations.numpy()))
 
 
 def run_autoencoder(settings: dict, max_steps: int | None = None) -> Outputs:
@@ -298,7 +290,8 @@ def run_autoencoder(settings: dict, max_steps: int | None = None) -> Outputs:
 
     history = ssl_protocol.pretrain_recipe(model, loss_of_batch, len(images), settings,
                                            max_steps=max_steps, on_step=record)
-    return _finish(model, data, history, curve, evaluate=max_steps is None)
+    return ssl_protocol.recipe_outputs(model, data, history, evaluate=max_steps is None,
+                                       knn_curve=curve)
 
 
 def train_mae(settings: dict, mask_ratio: float, unlabelled: dict, data: dict, *,
@@ -329,20 +322,21 @@ def run_mae(settings: dict, max_steps: int | None = None) -> Outputs:
     model, history, curve = train_mae(settings, settings["mask_ratio"], unlabelled, data,
                                       max_steps=max_steps)
     if max_steps:
-        return _finish(model, data, history, curve, evaluate=False)
-    extra = {"held_out_loss": {str(r): held_out_mae_loss(model, data["test"][0], r)
-                               for r in settings["shown_ratios"]},
-             "fine_tuned": _fine_tuned(model.encoder, settings)}
-    return _finish(model, data, history, curve, extra)
+        return ssl_protocol.recipe_outputs(model, data, history, evaluate=False, knn_curve=curve)
+    return ssl_protocol.recipe_outputs(
+        model, data, history, evaluate=True, knn_curve=curve,
+        held_out_loss={str(r): held_out_mae_loss(model, data["test"][0], r)
+                       for r in settings["shown_ratios"]},
+        fine_tuned=_fine_tuned(model.encoder, data, settings))
 
 
-def _fine_tuned(encoder: nn.Module, settings: dict) -> dict:
+def _fine_tuned(encoder: nn.Module, data: dict, settings: dict) -> dict:
     """Test accuracy after fine-tuning ``encoder``, and a random ViT alike, at each budget."""
-    unlabelled, data = ssl_protocol.setting_up(settings["seed"])
+    config.seed_everything(settings["seed"])  # as the evaluation started before
     width = ssl_protocol.VIT["dim"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings["seed"])
-        random_vit = ssl_protocol.build_vit().to(unlabelled["images"].device)
+        random_vit = ssl_protocol.build_vit().to(data["train"][0].device)
     random_vit.head = nn.Identity()
     return {start: {str(k): ssl_protocol.fine_tune_accuracy(network, width, data, k,
                                                              steps=settings["fine_tune_steps"])

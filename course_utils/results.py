@@ -43,8 +43,22 @@ def expected_range(lesson: str, name: str, profile: str) -> tuple[float, float] 
     return None if bounds is None else (float(bounds[0]), float(bounds[1]))
 
 
+class Recorded(float):
+    """The float :func:`record` returns: a cell that ends with ``record(...)`` shows what was
+    recorded, by name, instead of a bare number."""
+
+    def __new__(cls, value: float, name: str):
+        recorded = super().__new__(cls, value)
+        recorded.name = name
+        return recorded
+
+    def __repr__(self) -> str:
+        return f"headline result recorded: {self.name} = {float(self):.4g}"
+
+
 def record(lesson: str, name: str, value) -> float:
-    """Record a headline result of ``lesson`` (e.g. ``"02"``) and return it as a float.
+    """Record a headline result of ``lesson`` (e.g. ``"02"``) and return it as a float (one
+    that shows its name when a cell displays it).
 
     In a test run, raises :class:`HeadlineResultError` when the value is not finite, falls
     outside its expected range, or has no range listed for this profile.
@@ -57,7 +71,7 @@ def record(lesson: str, name: str, value) -> float:
             stream.write(json.dumps({"lesson": lesson, "name": name, "value": value,
                                      "profile": profile}) + "\n")
     if os.environ.get(CHECK_ENV_VAR, "").strip() in ("", "0"):
-        return value
+        return Recorded(value, name)
     bounds = expected_range(lesson, name, profile)
     if bounds is None:
         raise HeadlineResultError(f"lesson {lesson} recorded {name!r} = {value:.4g}, but "
@@ -68,4 +82,4 @@ def record(lesson: str, name: str, value) -> float:
         raise HeadlineResultError(f"lesson {lesson}: {name} = {value:.4g}, outside the range "
                                   f"[{low:g}, {high:g}] the {profile} profile should reach. "
                                   f"Something in the lesson or the package changed its result.")
-    return value
+    return Recorded(value, name)

@@ -64,6 +64,29 @@ def evaluation_glyphs(mean: torch.Tensor, std: torch.Tensor) -> dict:
             "raw_test": glyphs["raw"]["pool"][test.cpu()], "class_names": list(LETTERS)}
 
 
+def photo_protocol(splits, probe_per_class: int, test_per_class: int, *, seed: int = 0):
+    """The same two sets from a dataset of RGB photos (a :class:`~course_utils.data.DatasetSplits`,
+    e.g. CIFAR-10): every training photo, unlabelled, to pretrain on, and an evaluation set of
+    ``probe_per_class`` labelled training photos and ``test_per_class`` test photos per class,
+    normalised with the training photos' statistics. On cfg.device."""
+    device = config.current().device
+    if splits.train.images.shape[1] != 3:
+        raise ValueError(f"the views need RGB photos; {splits.name} has "
+                         f"{splits.train.images.shape[1]} channel(s)")
+    raw = (splits.train.images.float() / 255).to(device)
+    mean = raw.mean(dim=(0, 2, 3)).reshape(1, 3, 1, 1)
+    std = raw.std(dim=(0, 2, 3)).reshape(1, 3, 1, 1)
+    unlabelled = {"raw": raw, "images": (raw - mean) / std, "mean": mean, "std": std,
+                  "labels": splits.train.labels.to(device)}
+    data = {"class_names": list(splits.class_names)}
+    for part, dataset, per_class in (("train", splits.train, probe_per_class),
+                                     ("test", splits.test, test_per_class)):
+        chosen = labels_per_class(dataset.labels, per_class, seed=seed)
+        images, labels = dataset.subset(chosen).tensors()
+        data[part] = ((images.to(device) - mean) / std, labels.to(device))
+    return unlabelled, data
+
+
 def build_cnn(num_outputs: int = len(LETTERS)) -> ResNet:
     """Lesson 06's ResNet (20-40-80 channels, one block each); ``features`` gives 80 numbers."""
     return ResNet(num_classes=num_outputs, widths=(20, 40, 80), depths=(1, 1, 1))
@@ -102,23 +125,35 @@ def features_of(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return torch.cat([model.features(chunk).float() for chunk in images.split(512)])
 
 
-def evaluate_frozen(model: nn.Module, data: dict, budgets=BUDGETS) -> dict:
+def evaluate_frozen(model: nn.Module, data: dict, budgets=BUDGETS,
+                    probes=("knn", "linear")) -> dict:
     """k-NN and linear-probe test accuracy of ``model``'s frozen features at each budget:
     ``{"knn": {k: accuracy}, "linear": {k: accuracy}}`` (k labelled images per class, the
-    first k of a fixed draw, so a smaller budget's images are among a larger one's)."""
+    first k of a fixed draw, so a smaller budget's images are among a larger one's).
+    ``probes=("knn",)`` skips the linear probe (a curve's points need only the vote)."""
+    unknown = set(probes) - {"knn", "linear"}
+    if unknown:
+        raise ValueError(f"probes are 'knn' and 'linear', got {sorted(unknown)}")
     train_images, train_labels = data["train"]
     test_images, test_labels = data["test"]
     train_features = features_of(model, train_images)
     test_features = features_of(model, test_images)
-    scores = {"knn": {}, "linear": {}}
+    scores = {probe: {} for probe in probes}
     for k in budgets:
         chosen = labels_per_class(train_labels.cpu(), k, seed=0).to(train_labels.device)
         features, labels = train_features[chosen], train_labels[chosen]
-        scores["knn"][k] = self_supervised.knn_accuracy(features, labels, test_features,
-                                                        test_labels, k=min(KNN_K, len(labels)))
-        scores["linear"][k] = self_supervised.linear_probe_accuracy(features, labels,
-                                                                    test_features, test_labels)
+        if "knn" in probes:
+            scores["knn"][k] = self_supervised.knn_accuracy(features, labels, test_features,
+                                                            test_labels, k=min(KNN_K, len(labels)))
+        if "linear" in probes:
+            scores["linear"][k] = self_supervised.linear_probe_accuracy(features, labels,
+                                                                        test_features, test_labels)
     return scores
+
+
+def knn_score(model: nn.Module, data: dict, k: int = BUDGETS[-1]) -> float:
+    """The 20-NN test accuracy of ``model``'s frozen features with ``k`` labels per class."""
+    return evaluate_frozen(model, data, budgets=(k,), probes=("knn",))["knn"][k]
 
 
 def fine_tune_accuracy(encoder: nn.Module, width: int, data: dict, k: int, *, steps: int = 300,
@@ -198,7 +233,7 @@ def knn_recorder(data: dict, k: int = BUDGETS[-1]):
     curve = []
 
     def record(step, model):
-        curve.append({"step": step, "knn": evaluate_frozen(model, data, budgets=(k,))["knn"][k]})
+        curve.append({"step": step, "knn": knn_score(model, data, k)})
     return record, curve
 
 
@@ -216,32 +251,56 @@ def pretrain_recipe(model: nn.Module, loss_of_batch, count: int, settings: dict,
                     max_steps=max_steps, every=every, on_step=on_step)
 
 
+def recipe_outputs(model: nn.Module | None, data: dict, history: dict, *, evaluate: bool,
+                   **extra):
+    """A lesson 07 recipe's :class:`~course_utils.pretrained.Outputs`: the pretraining's step
+    losses and seconds, ``extra`` results (curves ...), and the frozen ``scores`` of ``model`` on
+    ``data`` unless ``evaluate`` is False (a replay of the first steps, or a run without a
+    network of its own)."""
+    from course_utils.pretrained import Outputs
+
+    results = {"step_loss": history["step_loss"], "seconds": history["seconds"], **extra}
+    if evaluate:
+        results["scores"] = evaluate_frozen(model, data)
+    return Outputs(model=model, results=results)
+
+
 def pretrained_network(name: str, *, live: bool = False, factor: float = 1.0):
     """A lesson 07 recipe's network (frozen, eval mode, or None) and results, as recorded by
     ``course.py pretrain``; with ``live``, the recipe is run here instead, ``factor`` times as
-    many steps (the full profile, and briefly the capped test run). Live results go through
-    JSON like recorded ones, so their keys are strings in both cases. Prints where they came
-    from."""
+    many steps (the full profile, and briefly the capped test run), once: its network and
+    results are cached by :func:`course_utils.cache.train_once`, so part 2 of the lesson (and
+    a second run) loads what part 1 trained. Results go through JSON in every case, so their
+    keys are strings. Prints where they came from."""
     import json
 
+    from course_utils.cache import train_once
     from course_utils.pretrained import get_recipe, load_pretrained
 
     recipe = get_recipe(name)
-    if live:
-        settings = {**recipe.settings, **{key: max(4, int(recipe.settings[key] * factor))
-                                          for key in ("steps", "fine_tune_steps")
-                                          if key in recipe.settings}}
-        if "images_seen" in settings:  # a grid whose runs all see this many images
-            settings["images_seen"] = max(4 * max(settings["batch_sizes"]),
-                                          int(settings["images_seen"] * factor))
-        outputs = recipe.run(settings)
-        print(f"{name}: pretrained live, {settings['steps']:,} steps")
-        model = outputs.model.eval() if outputs.model is not None else None
-        return model, json.loads(json.dumps(outputs.results))
-    model, results, provenance = load_pretrained(name)
-    machine = provenance["machine"]
-    print(f"{name}: {recipe.settings['steps']:,} steps, recorded {provenance['written'][:10]} in "
-          f"{provenance['wall_seconds']:.0f} s on {machine['cpu_threads']} CPU threads "
-          f"({machine['device']}); `python3 course.py pretrain {name}` repeats it")
-    return model, results
+    if not live:
+        model, results, provenance = load_pretrained(name)
+        machine = provenance["machine"]
+        print(f"{name}: {recipe.settings['steps']:,} steps, recorded {provenance['written'][:10]} "
+              f"in {provenance['wall_seconds']:.0f} s on {machine['cpu_threads']} CPU threads "
+              f"({machine['device']}); `python3 course.py pretrain {name}` repeats it")
+        return model, results
+    settings = {**recipe.settings, **{key: max(4, int(recipe.settings[key] * factor))
+                                      for key in ("steps", "fine_tune_steps")
+                                      if key in recipe.settings}}
+    if "images_seen" in settings:  # a grid whose runs all see this many images
+        settings["images_seen"] = max(4 * max(settings["batch_sizes"]),
+                                      int(settings["images_seen"] * factor))
 
+    def build():  # a recipe without a network of its own (a grid) caches an empty module
+        return recipe.build(settings) if recipe.build is not None else nn.Module()
+
+    def train(model):
+        outputs = recipe.run(settings)
+        if outputs.model is not None:
+            model.load_state_dict(outputs.model.state_dict())
+        return {"results": json.loads(json.dumps(outputs.results))}
+
+    model, record = train_once(f"live-{name}", recipe=settings, build=build, train=train)
+    print(f"{name}: pretrained live, {settings['steps']:,} steps")
+    return (model if recipe.build is not None else None), record["results"]

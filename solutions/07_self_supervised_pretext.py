@@ -368,8 +368,8 @@ plt.show()
 
 with torch.no_grad():
     error = F.mse_loss(autoencoder(test_images), test_images).item()
-print(f"reconstruction error on the test glyphs: {error:.3f} (an image of the mean colour "
-      f"scores {test_images.square().mean().item():.3f})")
+print(f"reconstruction error on the test glyphs: {error:.3f} (predicting the mean colour, 0, "
+      f"for every pixel scores {test_images.square().mean().item():.3f})")
 scores["auto-encoder (CNN)"] = ssl_protocol.evaluate_frozen(autoencoder, evaluation)
 score_table(["pixels", "random CNN", "auto-encoder (CNN)", "jigsaw (CNN)", "supervised CNN"])
 
@@ -522,7 +522,9 @@ for k, marker in zip(BUDGETS, "os"):
     axes[1].plot(ratios, [run["scores"]["linear"][str(k)] for run in ratio_runs], marker + "--",
                  label=f"linear, {k}/letter")
 axes[1].axhline(1 / 26, color="grey", lw=1, label="chance")
-axes[1].set(xlabel="mask ratio", ylabel="accuracy", title="...and the features?")
+top = max(run["scores"][kind][str(k)] for run in ratio_runs for kind in ("knn", "linear") for k in BUDGETS)
+axes[1].set(xlabel="mask ratio", ylabel="test accuracy", ylim=(0, max(0.25, 1.15 * top)),
+            title="...and the features?")
 handles, labels = axes[1].get_legend_handles_labels()
 fig.legend(handles, labels, fontsize=10, ncol=5, loc="lower center")
 fig.tight_layout(rect=(0, 0.1, 1, 1))
@@ -546,7 +548,8 @@ record("07", "MAE k-NN accuracy, 100 labels per letter", scores["MAE (ViT)"]["kn
 # cannot be read off such noise: a few passes over 10,400 glyphs taught the encoder to fill in
 # patches, not features that separate letters. He et al. pretrain for 800 to 1,600 passes over
 # ImageNet. One more suspect is our readout: the class token, which MAE's loss only reaches
-# through the decoder's attention. The next line reads the patch tokens instead, averaged:
+# through the decoder's attention. The row "MAE, mean of patches" of the table above reads the
+# patch tokens instead, averaged: compare it with the class token's row.
 #
 # Frozen features are not how He et al. judge MAE anyway. They report that its features are weaker
 # under a linear probe than contrastive ones, and strong after **fine-tuning**, when the whole encoder adapts to the labelled
@@ -624,6 +627,10 @@ with torch.no_grad():
     print(f"trained {VAE_STEPS} steps each in {vae_history['seconds'] + plain_history['seconds']:.1f} s; "
           f"KL of the test codes: your function {gaussian_kl(codes_mean, codes_log_variance).item():.2f}, "
           f"the reference {pretext.gaussian_kl(codes_mean, codes_log_variance).item():.2f}")
+    means_part = 0.5 * codes_mean.square().sum(dim=1).mean().item()
+    spreads_part = 0.5 * (codes_log_variance.exp() - 1 - codes_log_variance).sum(dim=1).mean().item()
+    print(f"  of which the means' part (1/2 mean^2, summed) {means_part:.2f} and the spreads' part "
+          f"(1/2 (variance - 1 - log variance), summed) {spreads_part:.2f}")
     print(f"VAE: mean standard deviation of each image's code distribution "
           f"{(0.5 * codes_log_variance).exp().mean().item():.2f} (a code is sampled around its mean)")
     for name, codes in (("VAE (its means)", codes_mean), ("plain auto-encoder", plain_codes)):
@@ -647,8 +654,13 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Compare the printed spreads with those of N(0, 1): for the VAE, the spread of the means plus
-# each code's own spread around its mean make up the whole. The VAE's KL term asks, for every image,
+# How to read the KL: it would be 0 if every image's code distribution were N(0, 1) itself.
+# Its two printed parts say where it comes from: the means' part (how far each image's code
+# sits from 0) and the spreads' part (how much narrower than 1 each image's spread is). A narrow
+# spread is what the reconstruction wants (a precise code) and what the KL term taxes; the VAE
+# is that compromise. Over all test glyphs, a VAE's codes vary by the spread of their means
+# plus each image's own spread around its mean (per dimension, the variance of the means plus
+# the mean of the variances), and that total is what the KL term pulls towards N(0, 1)'s. It asks, for every image,
 # for a code distribution close to N(0, 1), so the codes as a whole cannot drift far from it:
 # random draws land where the decoder was trained and decode into blurry images in the training
 # colours. The

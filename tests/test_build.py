@@ -68,6 +68,13 @@ def test_a_cell_header_carrying_text_is_refused(header):
     build.check_cell_headers('# %% [markdown]\n# text\n# %% tags=["solution"]\nx = 1\n', "lesson.py")
 
 
+def test_code_left_inside_a_markdown_cell_is_refused():
+    source = "# %% [markdown]\n# The attention maps:\n\n\ndef attention(x):\n    return x\n"
+    with pytest.raises(build.SourceError, match="line 5: code inside a Markdown cell"):
+        build.check_markdown_cells(source, "lesson.py")
+    build.check_markdown_cells("# %% [markdown]\n# text\n\n# %%\ndef f():\n    pass\n", "lesson.py")
+
+
 @pytest.mark.parametrize("markdown", [
     "the probabilities no longer sum to\n1. The loss is the binary cross-entropy",
     "a sentence that ends with a dash\n- and goes on",

@@ -204,6 +204,15 @@ def test_shuffle_in_place_is_told_so(capsys):
     assert "changed its input in place" in out and lesson07_pretext.TILES_IN_PLACE in out
 
 
+def test_shuffle_by_a_permutation_of_ones_own_is_told_which(capsys):
+    def own_permutation(tiles, permutation):
+        return tiles[:, torch.arange(tiles.shape[1]).flip(0)]
+
+    assert lesson07.check_shuffle_tiles(own_permutation) is lesson07.shuffle_tiles
+    out = capsys.readouterr().out
+    assert "not in the order of the permutation you were given: [3, 2, 1, 0] instead of [1, 3, 0, 2]" in out
+
+
 def test_shuffle_cases_tell_the_permutation_from_its_inverse_and_the_axes():
     first = lesson07_pretext._shuffle_cases()[0]
     tiles, permutation = first.args

@@ -5,6 +5,7 @@ recipe that has not changed since, match its checksums, load, and its recipe, re
 first steps, must reproduce the recorded losses.
 """
 
+import dataclasses
 import json
 
 import pytest
@@ -91,6 +92,25 @@ def test_unsafe_pickles_are_never_loaded(toy, tmp_path):
     (folder / "provenance.json").write_text(json.dumps(provenance))
     with pytest.raises(Exception, match="[Ww]eights only|weights_only|Unsupported"):
         pretrained.load_pretrained("toy")
+
+
+def test_a_live_pretraining_runs_once_then_loads(toy, tmp_path, monkeypatch, capsys):
+    from course_utils import ssl_protocol
+
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("COURSE_RETRAIN", raising=False)
+    calls = []
+    counted = dataclasses.replace(toy, run=lambda settings, max_steps=None: calls.append(settings)
+                                  or _run_toy(settings, max_steps))
+    monkeypatch.setitem(pretrained.RECIPES, "toy", counted)
+    first, first_results = ssl_protocol.pretrained_network("toy", live=True, factor=0.5)
+    second, second_results = ssl_protocol.pretrained_network("toy", live=True, factor=0.5)
+    assert len(calls) == 1 and calls[0]["steps"] == 10  # half the recipe's 20 steps, run once
+    assert "loaded from" in capsys.readouterr().out
+    assert torch.equal(first.weight, second.weight) and not second.training
+    assert first_results == second_results and len(second_results["step_loss"]) == 10
+    ssl_protocol.pretrained_network("toy", live=True, factor=1.0)  # other settings: trains again
+    assert len(calls) == 2 and calls[1]["steps"] == 20
 
 
 def test_every_recipe_has_a_committed_output():

@@ -37,6 +37,13 @@ def test_a_value_in_range_is_returned_and_written(expected, checking):
     assert entry == {"lesson": "99", "name": "accuracy", "value": pytest.approx(0.95), "profile": "quick"}
 
 
+def test_a_recorded_value_is_a_float_that_shows_its_name(expected, checking):
+    value = results.record("99", "accuracy", 0.9512)
+    assert isinstance(value, float) and value + 1 == pytest.approx(1.9512)
+    assert f"{value:.1%}" == "95.1%" and json.dumps(value) == "0.9512"
+    assert repr(value) == "headline result recorded: accuracy = 0.9512"
+
+
 @pytest.mark.parametrize("value", [0.5, 1.5, float("nan")])
 def test_a_value_out_of_range_fails_the_run(expected, value):
     with pytest.raises(results.HeadlineResultError, match=r"outside the range \[0.9, 1\]"):

@@ -94,14 +94,18 @@ def _nt_xent_variant(z1, z2, temperature, *, similarity="cosine", temperature_as
     if similarity == "cosine":
         z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
     scale = {"divided": 1 / temperature, "multiplied": temperature, "none": 1.0}[temperature_as]
-    if negatives == "other view only":  # CLIP's loss: z1 against z2 only, both ways
+    if negatives in ("other view only", "other view only, one way"):  # CLIP's loss: z1 against z2
         logits = z1 @ z2.T * scale                                         # (N, N)
         targets = torch.arange(n)
+        if negatives == "other view only, one way":
+            return F.cross_entropy(logits, targets)
         return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
     z = torch.cat([z1, z2])                                                # (2N, D)
     logits = z @ z.T * scale                                               # (2N, 2N)
     if diagonal == "excluded":
         logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
+    elif diagonal == "zero":
+        logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool), 0.0)
     index = torch.arange(2 * n)
     targets = {"other view": (index + n) % (2 * n), "same index": index,
                "as if interleaved": index ^ 1}[partner]
@@ -155,6 +159,17 @@ NT_XENT_SLIPS = [
          "loss): SimCLR's candidates are all 2N - 1 other views, the other images' views on the "
          "same side included. Put the 2N views together, z = torch.cat([z1, z2]), and compare "
          "each with every other, z @ z.T.", partial(_nt_xent_variant, negatives="other view only")),
+    Slip("the other view only, one way",
+         "your rows are z1's views against z2's only (z1 @ z2.T, N candidates each, one "
+         "cross-entropy): SimCLR compares each of the 2N views with all 2N - 1 others, both sides "
+         "together. Put the views together, z = torch.cat([z1, z2]), take z @ z.T, leave the "
+         "diagonal out and average over all 2N rows.",
+         partial(_nt_xent_variant, negatives="other view only, one way")),
+    Slip("diagonal set to 0",
+         "you set each view's similarity with itself to 0: a logit of 0 still counts in the "
+         "softmax (e^0 = 1 in the denominator). The sum runs over k != i, so the diagonal must "
+         "vanish from it: set it to -inf (e^-inf = 0), logits.masked_fill(torch.eye(2 * N, "
+         "dtype=torch.bool), float('-inf')).", partial(_nt_xent_variant, diagonal="zero")),
 ]
 
 
@@ -245,7 +260,8 @@ def check_dino_loss(student):
 
 def _dino_variant(student_1, student_2, teacher_1, teacher_2, center, *, teacher_temperature,
                   student_temperature, centered="teacher", sharpened=True, detached=True,
-                  pairs="crossed", student_as="log_softmax", reduce="mean"):
+                  pairs="crossed", student_as="log_softmax", reduce="mean", axis=1,
+                  averaged=True):
     """dino_loss with one thing changed (the defaults give the reference)."""
     def cross_entropy(teacher, student):                      # (B, K) each -> a scalar
         if detached:
@@ -254,15 +270,21 @@ def _dino_variant(student_1, student_2, teacher_1, teacher_2, center, *, teacher
             teacher = teacher - center
         elif centered == "student":
             student = student - center
-        targets = F.softmax(teacher / (teacher_temperature if sharpened else 1.0), dim=1)
-        scores = student / student_temperature
-        scores = F.log_softmax(scores, dim=1) if student_as == "log_softmax" else F.softmax(
-            scores, dim=1)
+        elif centered == "both":
+            teacher, student = teacher - center, student - center
+        temperatures = (teacher_temperature, student_temperature)
+        if sharpened == "swapped":
+            temperatures = temperatures[::-1]
+        targets = F.softmax(teacher / (temperatures[0] if sharpened else 1.0), dim=axis)
+        scores = student / temperatures[1]
+        scores = F.log_softmax(scores, dim=axis) if student_as == "log_softmax" else F.softmax(
+            scores, dim=axis)
         per_image = -(targets * scores).sum(dim=1)            # (B,)
         return per_image.mean() if reduce == "mean" else per_image.sum()
 
     if pairs == "crossed":
-        return (cross_entropy(teacher_1, student_2) + cross_entropy(teacher_2, student_1)) / 2
+        total = cross_entropy(teacher_1, student_2) + cross_entropy(teacher_2, student_1)
+        return total / 2 if averaged else total
     return (cross_entropy(teacher_1, student_1) + cross_entropy(teacher_2, student_2)) / 2
 
 
@@ -297,4 +319,22 @@ DINO_SLIPS = [
          "you summed over the batch: average the images' cross-entropies, .mean() over the "
          "batch, so that the loss does not grow with the batch size.",
          partial(_dino_variant, reduce="sum")),
+    Slip("both centred",
+         "you subtracted the center from the student's outputs as well as the teacher's: it is "
+         "the running mean of the teacher's outputs and belongs to the teacher only; the "
+         "student's are used as they are, log_softmax(student / student_temperature).",
+         partial(_dino_variant, centered="both")),
+    Slip("temperatures swapped",
+         "you divided the teacher by the student's temperature and the student by the "
+         "teacher's: the teacher is the one sharpened, softmax((teacher - center) / "
+         "teacher_temperature) with the lower temperature (0.04), the student "
+         "log_softmax(student / student_temperature) with 0.1.",
+         partial(_dino_variant, sharpened="swapped")),
+    Slip("softmax over the batch",
+         "your softmax runs down the batch (dim=0), so each of the K output dimensions becomes a "
+         "distribution over the images. Each image's output is a distribution over the K "
+         "dimensions: softmax and log_softmax over dim=1.", partial(_dino_variant, axis=0)),
+    Slip("the two halves added",
+         "your loss is twice the reference: the two crossed terms are averaged, H(t1, s2) / 2 + "
+         "H(t2, s1) / 2, not added.", partial(_dino_variant, averaged=False)),
 ]

@@ -44,9 +44,9 @@ def _masked_mse_cases():
 
 
 def _masked_mse_variant(prediction, target, mask, *, where="removed", per_patch="mean",
-                        norm="patches"):
+                        norm="patches", error="squared"):
     """masked_mse with one thing changed (the defaults give the reference)."""
-    errors = (prediction - target).square()
+    errors = (prediction - target).square() if error == "squared" else (prediction - target).abs()
     per = errors.mean(dim=-1) if per_patch == "mean" else errors.sum(dim=-1)
     weights = {"removed": mask, "visible": 1 - mask, "all": torch.ones_like(mask)}[where]
     if norm == "patches":
@@ -80,6 +80,10 @@ MASKED_MSE_SLIPS = [
          "few removed patches then weighs as much as one with many. Divide the sum over the "
          "whole batch by mask.sum(), every removed patch counting once.",
          partial(_masked_mse_variant, norm="per image")),
+    Slip("absolute error",
+         "you averaged the absolute errors, |prediction - target|: MAE's loss is the mean "
+         "squared error, (prediction - target).square(), which punishes large misses more.",
+         partial(_masked_mse_variant, error="absolute")),
 ]
 
 MASKED_MSE_PASSED = (" The encoder never saw these patches: to predict them, it has to know what "
@@ -105,8 +109,8 @@ def _kl_cases():
     return [Case("a code that is already N(0, 1): mean 0, log-variance 0",
                  (torch.zeros(3, 4), torch.zeros(3, 4)),
                  hint="the KL divergence of a distribution from itself is 0."),
-            Case("4 codes of 2 dimensions, random means and log-variances",
-                 (torch.randn(4, 2, generator=generator), torch.randn(4, 2, generator=generator)),
+            Case("4 codes of 3 dimensions, random means and log-variances",
+                 (torch.randn(4, 3, generator=generator), torch.randn(4, 3, generator=generator)),
                  hint="per dimension 0.5 * (mean**2 + exp(log_variance) - 1 - log_variance); sum "
                       "over the code's dimensions (dim=1), then average over the batch."),
             Case("2 codes of 8 dimensions, confident (small variances)",
@@ -115,11 +119,15 @@ def _kl_cases():
                       "0.05, and - log_variance adds 3 per dimension.")]
 
 
-def _kl_variant(mean, log_variance, *, variance="exp", half=True, sign=1.0, reduce="sum then mean"):
+def _kl_variant(mean, log_variance, *, variance="exp", half=True, sign=1.0, log_sign=-1.0,
+                reduce="sum then mean"):
     """gaussian_kl with one thing changed (the defaults give the reference)."""
-    spread = log_variance.exp() if variance == "exp" else log_variance
-    log_spread = log_variance if variance == "exp" else log_variance.clamp(min=1e-6).log()
-    terms = (mean.square() + spread - 1 - log_spread) * (0.5 if half else 1.0) * sign
+    spread = {"exp": log_variance.exp(), "raw": log_variance,
+              "standard deviation": (0.5 * log_variance).exp()}[variance]
+    log_spread = log_variance if variance != "raw" else log_variance.clamp(min=1e-6).log()
+    terms = (mean.square() + spread - 1 + log_sign * log_spread) * (0.5 if half else 1.0) * sign
+    if reduce == "batch summed, code averaged":
+        return terms.sum(dim=0).mean()
     if reduce == "mean":
         return terms.mean()
     if reduce == "sum":
@@ -143,6 +151,20 @@ KL_SLIPS = [
          "you averaged over the code's dimensions as well: the divergence of a code is the sum "
          "over its dimensions (they are independent), then the mean over the batch: "
          ".sum(dim=1).mean().", partial(_kl_variant, reduce="mean")),
+    Slip("summed over the batch, averaged over the code",
+         "you summed over the batch (dim=0) and averaged over the code's dimensions: the other "
+         "way round. A code's divergence is the sum over its own dimensions, .sum(dim=1), then "
+         "the mean over the images, .mean().",
+         partial(_kl_variant, reduce="batch summed, code averaged")),
+    Slip("log-variance added",
+         "you added log_variance where the formula subtracts it: 0.5 * (mean**2 + variance - 1 "
+         "- log_variance). With the minus sign each dimension's term is never negative and is 0 "
+         "exactly at mean 0, variance 1.", partial(_kl_variant, log_sign=1.0)),
+    Slip("the standard deviation as the variance",
+         "you used exp(log_variance / 2), the standard deviation, where the formula has the "
+         "variance, exp(log_variance): the log of a variance halves into the log of a deviation, "
+         "but the term itself is the variance.",
+         partial(_kl_variant, variance="standard deviation")),
     Slip("summed over the batch",
          "you summed over the batch too: the reconstruction error it is added to is a mean over "
          "the images, so average this one over them as well: .sum(dim=1).mean().",

@@ -66,10 +66,31 @@ def check_shuffle_tiles(student):
     return student if result.passed else shuffle_tiles
 
 
+OTHER_PERMUTATION = ("every position holds one of the puzzle's tiles, each tile once, but not in "
+                     "the order of the permutation you were given: {found} instead of {given}. "
+                     "The permutation is the network's label, so the tiles must follow it "
+                     "(no torch.randperm of your own): position i gets tile permutation[i].")
+
+
 def _diagnose_shuffle(case, expected, got):
-    """A right answer fails only when the input was changed: say so."""
-    if not isinstance(got, Exception) and compare(expected, got) is None:
+    """A right answer fails only when the input was changed: say so. Tiles shuffled by another
+    permutation than the one given: say which."""
+    if isinstance(got, Exception):
+        return None
+    if compare(expected, got) is None:
         return TILES_IN_PLACE
+    tiles, permutation = case.args
+    if not isinstance(got, torch.Tensor) or got.shape != tiles.shape:
+        return None
+    found = []
+    for position in range(tiles.shape[1]):
+        matches = [tile for tile in range(tiles.shape[1]) if torch.equal(got[:, position], tiles[:, tile])]
+        if len(matches) != 1:
+            return None
+        found.append(matches[0])
+    given = torch.as_tensor(permutation)
+    if sorted(found) == list(range(tiles.shape[1])) and found != given.argsort().tolist():
+        return OTHER_PERMUTATION.format(found=found, given=given.tolist())
     return None
 
 
@@ -85,6 +106,10 @@ def _shuffle_variant(tiles, permutation, *, order="as given", axis=1, in_place=F
         return tiles
     if answer == "list":
         return [tiles[:, tile] for tile in permutation.tolist()]
+    if answer == "stacked on axis 0":
+        return torch.stack([tiles[:, tile] for tile in permutation.tolist()])
+    if answer == "first puzzle":
+        return tiles[0, permutation]
     return tiles[permutation] if axis == 0 else tiles[:, permutation]
 
 
@@ -107,6 +132,15 @@ SHUFFLE_SLIPS = [
          "the right tiles, but in a Python list, one tensor per position: return one tensor "
          "(N, T, C, h, w), tiles[:, permutation] (or torch.stack(your_list, dim=1)).",
          partial(_shuffle_variant, answer="list")),
+    Slip("stacked on the wrong axis",
+         "the right tiles, stacked along a new first axis: torch.stack(tiles_list) gives (T, N, C, "
+         "h, w), positions first. Stack along axis 1, torch.stack(tiles_list, dim=1), or index "
+         "once: tiles[:, permutation] is (N, T, C, h, w).",
+         partial(_shuffle_variant, answer="stacked on axis 0")),
+    Slip("first puzzle only",
+         "you shuffled the tiles of the first puzzle only (tiles[0, permutation], shape (T, C, h, "
+         "w)): the batch holds N puzzles, and every one of them gets the same permutation. Keep "
+         "the batch axis: tiles[:, permutation].", partial(_shuffle_variant, answer="first puzzle")),
 ]
 
 
@@ -204,7 +238,7 @@ def _diagnose_masking(student, case, expected, got):
 
 
 def _masking_variant(tokens, mask_ratio, *, generator, rounding="down", noise="per sequence",
-                     kept="lowest", restore="argsort", mask="restored"):
+                     kept="lowest", restore="argsort", mask="restored", visible_order="shuffled"):
     """random_masking with one thing changed (the defaults give the reference)."""
     n, length, dim = tokens.shape
     kept_share = length * (1 - mask_ratio)
@@ -216,6 +250,8 @@ def _masking_variant(tokens, mask_ratio, *, generator, rounding="down", noise="p
     shuffle = draws.argsort(dim=1, descending=kept == "highest")               # (N, L)
     back = shuffle.argsort(dim=1) if restore == "argsort" else shuffle
     kept_positions = shuffle[:, :keep]                                         # (N, keep)
+    if visible_order == "original":
+        kept_positions = kept_positions.sort(dim=1).values
     visible = torch.gather(tokens, 1, kept_positions[:, :, None].expand(n, keep, dim))
     removed = torch.ones(n, length)
     removed[:, :keep] = 0                      # in the shuffled order
@@ -263,4 +299,10 @@ MASKING_SLIPS = [
          "was removed and 0.0 elsewhere, which the reconstruction loss multiplies by "
          "(torch.ones(N, L) with the first keep columns set to 0, then gathered with restore).",
          partial(_masking_variant, mask="bool")),
+    Slip("visible tokens in their original order",
+         "the right tokens are visible, but you sorted them back into the order they had in the "
+         "sequence: the instructions keep them in the shuffled order, tokens at shuffle[:, :keep] "
+         "as they come (no sort). Either order could work in a model, but restore undoes the "
+         "shuffle only if visible follows it.",
+         partial(_masking_variant, visible_order="original")),
 ]

@@ -223,7 +223,10 @@ def _center_cases():
 def _center_variant(center, teacher_logits, momentum=0.9, *, weight="center", axis=0,
                     reduce="mean"):
     """update_center with one thing changed (the defaults give the reference)."""
-    batch = teacher_logits.mean(dim=axis) if reduce == "mean" else teacher_logits.sum(dim=axis)
+    if axis == "per image":  # each image's mean over its dimensions, (B, 1), broadcast
+        batch = teacher_logits.mean(dim=1, keepdim=True)
+    else:
+        batch = teacher_logits.mean(dim=axis) if reduce == "mean" else teacher_logits.sum(dim=axis)
     if axis == 1:
         batch = batch.mean()  # one number for the batch, spread over the dimensions
     if weight == "center":
@@ -246,6 +249,12 @@ CENTER_SLIPS = [
          "you averaged each output over its dimensions (dim=1), or everything at once: the center "
          "has one value per output dimension, the mean over the batch, teacher_logits.mean(dim=0).",
          partial(_center_variant, axis=1)),
+    Slip("a mean per image",
+         "you took each image's mean over its dimensions, teacher_logits.mean(dim=1, keepdim="
+         "True), shape (B, 1), so the center became one row per image (B, K) by broadcasting. "
+         "keepdim was right, the axis not: the center averages over the batch, one value per "
+         "dimension, teacher_logits.mean(dim=0, keepdim=True), shape (1, K).",
+         partial(_center_variant, axis="per image")),
     Slip("sum over the batch",
          "you summed the teacher's outputs over the batch: take their mean, .mean(dim=0), so that "
          "the center does not grow with the batch size.", partial(_center_variant, reduce="sum")),
