@@ -2,6 +2,7 @@
 """Set up the course and run it, with nothing but Python 3.10+ (standard library only).
 
     python3 course.py lab        create the environment if needed, then open JupyterLab
+                                 (--presenter: the presenter style, for a projector)
     python3 course.py test       create the environment if needed, then run every test (the
                                  notebooks in the quick profile, then the solutions in the
                                  full profile with capped amounts)
@@ -72,11 +73,18 @@ def setup() -> None:
 
 
 def lab() -> None:
+    """JupyterLab on the course; ``--presenter`` sets COURSE_PRESENTER=1 for its kernels (larger
+    figure text, long outputs trimmed: course_utils/presenter.py)."""
     setup()
+    arguments = [argument for argument in sys.argv[2:] if argument != "--presenter"]
+    env = dict(os.environ)
+    if "--presenter" in sys.argv[2:]:
+        env["COURSE_PRESENTER"] = "1"
+        print("Presenter style on for every lesson opened in this JupyterLab.", flush=True)
     # Jupyter refuses to run as root unless told (containers and cloud machines often are root).
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     run(PYTHON, "-m", "jupyter", "lab", *as_root, "--notebook-dir", ROOT,
-        ROOT / "notebooks" / "01_softmax.ipynb", *sys.argv[2:])
+        ROOT / "notebooks" / "01_softmax.ipynb", *arguments, env=env)
 
 
 def test(extra: list[str]) -> None:

@@ -143,15 +143,22 @@ def seeded(seed: int | None):
 
 
 def setup(seed: int = 0, profile: str | None = None, device: str | None = None,
-          verbose: bool = True) -> CourseConfig:
+          verbose: bool = True, presenter: bool | None = None) -> CourseConfig:
     """Choose device and profile, seed everything, and report them in one line.
 
     Call it once, in the first code cell of a notebook::
 
         cfg = setup(seed=0)
         epochs = cfg.pick(quick=5, full=30)
+
+    ``presenter=True`` (or ``COURSE_PRESENTER=1``) switches the presenter style on for a
+    projector: larger text in figures, long printed outputs trimmed (see
+    :mod:`course_utils.presenter`); off by default.
     """
+    from course_utils import presenter as presenter_style
+
     global _current
+    presenter_style.apply(presenter_style.wanted(presenter))
     chosen_device = choose_device(device)
     chosen_profile = choose_profile(profile, chosen_device)
     seed_everything(seed)
@@ -159,7 +166,7 @@ def setup(seed: int = 0, profile: str | None = None, device: str | None = None,
                        capped=chosen_profile == "full" and choose_capped())
     _current = cfg
     if verbose:
-        print(describe(cfg))
+        print(describe(cfg) + (" | presenter style" if presenter_style.is_on() else ""))
     return cfg
 
 
