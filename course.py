@@ -10,6 +10,10 @@
     python3 course.py pretrain [NAME ...]
                                  run ahead-of-time recipes (minutes each) and write their
                                  outputs with provenance under data/pretrained/ (--list: list them)
+    python3 course.py prepare [NN ...]
+                                 before class: run the lessons once (solution notebooks;
+                                 --students: those too) so that their datasets and trained
+                                 models are cached and a live run trains nothing long
     python3 course.py setup      only create or update the environment (.venv/)
 
 The environment is a virtual environment in .venv/ with the packages of pyproject.toml and a
@@ -114,14 +118,21 @@ def pretrain(names: list[str]) -> None:
     run(PYTHON, "-m", "course_utils.pretrained", *names)
 
 
+def prepare(arguments: list[str]) -> None:
+    setup()
+    run(PYTHON, "-m", "course_utils.prepare", *arguments)
+
+
 def main() -> None:
     commands = {"setup": setup, "lab": lab, "notebooks": notebooks}
-    if len(sys.argv) < 2 or sys.argv[1] not in (*commands, "test", "pretrain"):
+    if len(sys.argv) < 2 or sys.argv[1] not in (*commands, "test", "pretrain", "prepare"):
         sys.exit(__doc__)
     if sys.argv[1] == "test":
         test(sys.argv[2:])
     elif sys.argv[1] == "pretrain":
         pretrain(sys.argv[2:])
+    elif sys.argv[1] == "prepare":
+        prepare(sys.argv[2:])
     else:
         commands[sys.argv[1]]()
 
