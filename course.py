@@ -14,6 +14,8 @@
                                  before class: run the lessons once (solution notebooks;
                                  --students: those too) so that their datasets and trained
                                  models are cached and a live run trains nothing long
+    python3 course.py results    copy the last test runs' headline results to results/ and
+                                 rewrite README.md's results table from them
     python3 course.py setup      only create or update the environment (.venv/)
 
 The environment is a virtual environment in .venv/ with the packages of pyproject.toml and a
@@ -123,8 +125,13 @@ def prepare(arguments: list[str]) -> None:
     run(PYTHON, "-m", "course_utils.prepare", *arguments)
 
 
+def results() -> None:
+    setup()
+    run(PYTHON, "-m", "course_utils.results_table")
+
+
 def main() -> None:
-    commands = {"setup": setup, "lab": lab, "notebooks": notebooks}
+    commands = {"setup": setup, "lab": lab, "notebooks": notebooks, "results": results}
     if len(sys.argv) < 2 or sys.argv[1] not in (*commands, "test", "pretrain", "prepare"):
         sys.exit(__doc__)
     if sys.argv[1] == "test":
