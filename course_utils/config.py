@@ -170,6 +170,18 @@ def setup(seed: int = 0, profile: str | None = None, device: str | None = None,
     return cfg
 
 
+def machine() -> dict:
+    """What a recorded result ran on: platform, processor, CPU threads, Python, torch, the
+    device type of the current configuration, and the GPU's name on CUDA."""
+    device = current().device
+    described = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                 "cpu_threads": torch.get_num_threads(), "python": platform.python_version(),
+                 "torch": torch.__version__, "device": device.type}
+    if device.type == "cuda":
+        described["gpu"] = torch.cuda.get_device_name(device)
+    return described
+
+
 def describe(cfg: CourseConfig) -> str:
     """The one-line report printed by :func:`setup`."""
     threads = torch.get_num_threads()

@@ -98,17 +98,25 @@ def _remember_tight_layout() -> None:
     Figure.tight_layout = tight_layout
 
 
+def _png_printer(shell):
+    """``(formatter, printer)``: IPython's PNG formatter and the function it uses for figures
+    now (None when none is registered yet)."""
+    from matplotlib.figure import Figure
+
+    formatter = shell.display_formatter.formatters["image/png"]
+    try:
+        return formatter, formatter.lookup_by_type(Figure)
+    except KeyError:
+        return formatter, None
+
+
 def _figure_formatter(shell):
     """Wrap the PNG formatter of figures that is registered now (matplotlib's inline backend
     registers its own when it starts, and again when its settings change)."""
     from matplotlib.figure import Figure
 
-    formatter = shell.display_formatter.formatters["image/png"]
-    try:
-        current = formatter.lookup_by_type(Figure)
-    except KeyError:
-        return
-    if getattr(current, "_presenter", False):
+    formatter, current = _png_printer(shell)
+    if current is None or getattr(current, "_presenter", False):
         return
 
     def enlarged_png(fig, *args, **kwargs):
@@ -123,11 +131,7 @@ def _figure_formatter(shell):
 def _restore_figure_formatter(shell) -> None:
     from matplotlib.figure import Figure
 
-    formatter = shell.display_formatter.formatters["image/png"]
-    try:
-        current = formatter.lookup_by_type(Figure)
-    except KeyError:
-        return
+    formatter, current = _png_printer(shell)
     if getattr(current, "_presenter", False):
         formatter.for_type(Figure, current._original)
 

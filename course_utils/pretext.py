@@ -332,7 +332,7 @@ def run_mae(settings: dict, max_steps: int | None = None) -> Outputs:
 
 def _fine_tuned(encoder: nn.Module, data: dict, settings: dict) -> dict:
     """Test accuracy after fine-tuning ``encoder``, and a random ViT alike, at each budget."""
-    config.seed_everything(settings["seed"])  # as the evaluation started before
+    config.seed_everything(settings["seed"])  # the random state a recipe starts from, as before
     width = ssl_protocol.VIT["dim"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings["seed"])

@@ -20,7 +20,6 @@ import argparse
 import datetime
 import io
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -368,16 +367,6 @@ def _git_commit() -> str:
         return "unknown (not a git checkout)"
 
 
-def _machine() -> dict:
-    device = config.current().device
-    described = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                 "cpu_threads": torch.get_num_threads(), "python": platform.python_version(),
-                 "torch": torch.__version__, "device": device.type}
-    if device.type == "cuda":
-        described["gpu"] = torch.cuda.get_device_name(device)
-    return described
-
-
 def run_recipe(name: str, *, write: bool = True) -> Outputs:
     """Run a recipe in full (minutes) and, with ``write``, save its outputs with provenance."""
     recipe = get_recipe(name)
@@ -401,7 +390,7 @@ def run_recipe(name: str, *, write: bool = True) -> Outputs:
         "recipe": name, "settings": recipe.settings, "recipe_hash": recipe_hash,
         "code_version": {"git_commit": _git_commit(), "package": package_version()},
         "seed": recipe.settings.get("seed"), "wall_seconds": round(seconds, 1),
-        "machine": _machine(),
+        "machine": config.machine(),
         "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "sha256": {file: sha256_of(payload) for file, payload in files.items()},
     }

@@ -10,7 +10,6 @@ markers below from them; a test checks that the README's table is the one those 
 import argparse
 import datetime
 import json
-import platform
 from pathlib import Path
 
 from course_utils.storage import atomic_write_bytes, data_dir
@@ -28,12 +27,14 @@ def run_file(profile: str) -> Path:
 
 
 def machine() -> str:
-    """One line on the machine: CPU threads, and the GPU if there is one."""
-    import torch
+    """One line on the machine (from :func:`course_utils.config.machine`): processor, CPU
+    threads, and the GPU if the run used one."""
+    from course_utils import config
 
-    threads = torch.get_num_threads()
-    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return f"{platform.machine()}, {threads} CPU thread{'s' if threads != 1 else ''}{gpu}"
+    described = config.machine()
+    threads = described["cpu_threads"]
+    return (f"{described['processor']}, {threads} CPU thread{'s' if threads != 1 else ''}, "
+            f"{described.get('gpu', 'no GPU')}")
 
 
 def save_run(entries: list[dict], profile: str) -> Path | None:
