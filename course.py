@@ -14,6 +14,10 @@
                                  before class: run the lessons once (solution notebooks;
                                  --students: those too) so that their datasets and trained
                                  models are cached and a live run trains nothing long
+    python3 course.py slides [NN ...]
+                                 write each lesson as an offline HTML slide deck under slides/
+                                 (--students: the student notebooks; --no-run: text and code
+                                 only, without running the lesson)
     python3 course.py results    copy the last test runs' headline results to results/ and
                                  rewrite README.md's results table from them
     python3 course.py setup      only create or update the environment (.venv/)
@@ -125,6 +129,11 @@ def prepare(arguments: list[str]) -> None:
     run(PYTHON, "-m", "course_utils.prepare", *arguments)
 
 
+def slides(arguments: list[str]) -> None:
+    setup()
+    run(PYTHON, "-m", "course_utils.slides", *arguments)
+
+
 def results() -> None:
     setup()
     run(PYTHON, "-m", "course_utils.results_table")
@@ -132,14 +141,13 @@ def results() -> None:
 
 def main() -> None:
     commands = {"setup": setup, "lab": lab, "notebooks": notebooks, "results": results}
-    if len(sys.argv) < 2 or sys.argv[1] not in (*commands, "test", "pretrain", "prepare"):
+    with_arguments = {"pretrain": pretrain, "prepare": prepare, "slides": slides}
+    if len(sys.argv) < 2 or sys.argv[1] not in (*commands, "test", *with_arguments):
         sys.exit(__doc__)
     if sys.argv[1] == "test":
         test(sys.argv[2:])
-    elif sys.argv[1] == "pretrain":
-        pretrain(sys.argv[2:])
-    elif sys.argv[1] == "prepare":
-        prepare(sys.argv[2:])
+    elif sys.argv[1] in with_arguments:
+        with_arguments[sys.argv[1]](sys.argv[2:])
     else:
         commands[sys.argv[1]]()
 

@@ -16,6 +16,9 @@ From it this module writes, without outputs:
   ``raise NotImplementedError`` (so the check cell reports "not implemented yet" and the lesson
   continues with the reference). Cells tagged ``solution`` are left out of it entirely.
 
+Both carry slide metadata for presenting them (:mod:`course_utils.slides`), derived from the
+source, never edited by hand.
+
 Run ``python -m course_utils.build`` to regenerate every lesson, ``--check`` to fail on drift.
 """
 
@@ -28,6 +31,8 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+
+from course_utils.slides import mark_slides, split_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = "### BEGIN SOLUTION"
@@ -151,9 +156,7 @@ def build_notebooks(source_path: Path) -> tuple[nbformat.NotebookNode, nbformat.
     check_markdown_cells(text, source_path.name)
     notebook = jupytext.reads(text, fmt="py:percent")
     solution_cells, student_cells = [], []
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "markdown":
-            check_markdown_lists(cell.source, f"{source_path.name}, cell {index + 1}")
+    for index, cell in enumerate(_split_for_slides(notebook.cells, source_path.name)):
         tags = cell.metadata.get("tags", [])
         solution_cell = nbformat.from_dict(dict(cell))
         student_cell = nbformat.from_dict(dict(cell))
@@ -168,6 +171,22 @@ def build_notebooks(source_path: Path) -> tuple[nbformat.NotebookNode, nbformat.
     return _notebook(solution_cells, source_path.stem), _notebook(student_cells, source_path.stem)
 
 
+def _split_for_slides(cells: list, where: str) -> list:
+    """The cells, each Markdown cell cut at its headings and, if long, between paragraphs
+    (:func:`course_utils.slides.split_markdown`): it reads the same and fits on slides."""
+    split = []
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "markdown":
+            split.append(cell)
+            continue
+        check_markdown_lists(cell.source, f"{where}, cell {index + 1}")
+        for source in split_markdown(cell.source):
+            part = nbformat.from_dict(copy.deepcopy(dict(cell)))
+            part.source = source
+            split.append(part)
+    return split
+
+
 def _notebook(cells: list, stem: str) -> nbformat.NotebookNode:
     notebook = nbformat.v4.new_notebook()
     for index, cell in enumerate(cells):
@@ -175,6 +194,7 @@ def _notebook(cells: list, stem: str) -> nbformat.NotebookNode:
         cell.metadata.pop("lines_to_next_cell", None)
     notebook.cells = cells
     notebook.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": copy.deepcopy(LANGUAGE_INFO)}
+    mark_slides(notebook)  # where slides start, from the lesson's headings and cell lengths
     return notebook
 
 

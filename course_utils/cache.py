@@ -136,7 +136,8 @@ def train_once(name: str, *, recipe: dict, build: Callable[[], nn.Module],
                 model.eval()
                 if verbose:
                     print(f"{name}: loaded from {_shown(path)} (trained once in "
-                          f"{record['seconds']:.1f} s; {RETRAIN_ENV_VAR}=1 trains again)")
+                          f"{record['seconds']:.1f} s{_rate(record)}; {RETRAIN_ENV_VAR}=1 "
+                          f"trains again)")
                 return model, {**record, "cached": True}
             except FileNotFoundError:
                 pass
@@ -155,8 +156,28 @@ def train_once(name: str, *, recipe: dict, build: Callable[[], nn.Module],
                         f"dicts: {error}") from error
     model.eval()
     if verbose:
-        print(f"{name}: trained in {seconds:.1f} s, saved to {_shown(path)}")
+        print(f"{name}: trained in {seconds:.1f} s{_rate(record)}, saved to {_shown(path)}")
     return model, {**record, "cached": False}
+
+
+def throughput(record: dict) -> float | None:
+    """Training samples per second of a record: ``fit``'s ``samples_per_second`` (per epoch,
+    averaged) or a pretraining's ``items_per_second``, also inside a ``"history"``; None if it
+    holds neither."""
+    for place in (record, record.get("history")):
+        if not isinstance(place, dict):
+            continue
+        rate = place.get("samples_per_second", place.get("items_per_second"))
+        if isinstance(rate, list) and rate:
+            return sum(rate) / len(rate)
+        if isinstance(rate, (int, float)):
+            return float(rate)
+    return None
+
+
+def _rate(record: dict) -> str:
+    rate = throughput(record)
+    return "" if rate is None else f" at {rate:,.0f} samples/s"
 
 
 def _shown(path: Path) -> str:

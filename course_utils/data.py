@@ -24,14 +24,14 @@ every image it reads (``DatasetSplits.loaders(train_transform=...)`` does so for
     pairs = make_loader(TwoViews(unlabelled, augment), 256, shuffle=True, drop_last=True)
 """
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler,
-                              TensorDataset)
+from torch.utils.data import DataLoader, Dataset
 
 from course_utils import glyphs
 from course_utils.storage import CorruptCacheError, data_dir, load_arrays, save_arrays
@@ -141,17 +141,51 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False, see
                       generator=torch.Generator().manual_seed(seed), num_workers=num_workers)
 
 
-def tensor_batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+def tensor_batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool,
+                   seed: int = 0) -> "TensorBatches":
     """Batches of tensors that already sit on a device (e.g. ``cfg.device``), each gathered in one
     indexing step (no per-sample collation), so on a GPU the data never goes back to the host.
     Items are tuples with one batch per tensor; a shuffled order depends only on ``seed``.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    dataset = TensorDataset(*tensors)
-    order = (RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)) if shuffle
-             else SequentialSampler(dataset))
-    return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None)
+    if not tensors or any(len(tensor) != len(tensors[0]) for tensor in tensors):
+        raise ValueError(f"tensors of equal length are needed, got lengths "
+                         f"{[len(tensor) for tensor in tensors]}")
+    return TensorBatches(tensors, batch_size, shuffle, seed)
+
+
+class TensorBatches:
+    """What :func:`tensor_batches` returns: an iterable of batches, one pass per ``iter``.
+
+    Each pass's order is one permutation, moved to the tensors' device once and sliced there,
+    so that gathering a batch never waits for the GPU (indexing a GPU tensor with a Python list
+    copies the list to the GPU and waits, at every step). The numbers drawn are those of a
+    DataLoader over a RandomSampler with the same seed, so results recorded with one replay with
+    the other: the same permutations, and the one number a DataLoader takes from torch's global
+    generator at every pass."""
+
+    def __init__(self, tensors: tuple, batch_size: int, shuffle: bool, seed: int):
+        self.tensors, self.batch_size, self.shuffle = tensors, batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.tensors[0]) / self.batch_size)
+
+    def __iter__(self):
+        torch.empty((), dtype=torch.int64).random_()  # the DataLoader's base seed for workers
+        count = len(self.tensors[0])
+        order = torch.randperm(count, generator=self.generator) if self.shuffle else torch.arange(count)
+        return self._batches(order.to(self.tensors[0].device, non_blocking=True))
+
+    def _batches(self, order: torch.Tensor):
+        full = len(order) // self.batch_size * self.batch_size
+        for start in range(0, full, self.batch_size):
+            yield tuple(tensor[order[start:start + self.batch_size]] for tensor in self.tensors)
+        if self.shuffle:  # a RandomSampler draws a permutation more as it runs out
+            torch.randperm(len(order), generator=self.generator)
+        if full < len(order):
+            yield tuple(tensor[order[full:]] for tensor in self.tensors)
 
 
 @dataclass

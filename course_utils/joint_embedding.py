@@ -75,7 +75,7 @@ def _width(architecture: str) -> int:
 
 def two_views(raw: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, crop_scale=(0.2, 1.0)):
     """Two random views of a batch of raw glyphs in [0, 1], normalised like the protocol's."""
-    mean, std = mean.to(raw.device), std.to(raw.device)
+    mean, std = mean.to(raw.device, non_blocking=True), std.to(raw.device, non_blocking=True)
     return [(augment.simclr_views(raw, crop_scale=crop_scale) - mean) / std for _ in range(2)]
 
 

@@ -44,8 +44,8 @@ def jitter_tiles(cells: torch.Tensor, size: int, generator: torch.Generator) -> 
     n, count, c, h, w = cells.shape
     top = torch.randint(0, h - size + 1, (n, count), generator=generator)
     left = torch.randint(0, w - size + 1, (n, count), generator=generator)
-    rows = (top[..., None] + torch.arange(size)).to(cells.device)      # (N, T, size)
-    columns = (left[..., None] + torch.arange(size)).to(cells.device)
+    rows = (top[..., None] + torch.arange(size)).to(cells.device, non_blocking=True)  # (N, T, size)
+    columns = (left[..., None] + torch.arange(size)).to(cells.device, non_blocking=True)
     picked = cells.gather(3, rows[:, :, None, :, None].expand(n, count, c, size, w))
     return picked.gather(4, columns[:, :, None, None, :].expand(n, count, c, size, size))
 
@@ -56,9 +56,9 @@ def make_puzzles(images: torch.Tensor, permutations: torch.Tensor, generator: to
     the label being the permutation's number, what the network must find."""
     labels = torch.randint(0, len(permutations), (len(images),), generator=generator)
     tiles = jitter_tiles(self_supervised.cut_tiles(images, 3), JIGSAW_TILE, generator)
-    order = permutations[labels].to(images.device)                      # (N, 9)
+    order = permutations[labels].to(images.device, non_blocking=True)   # (N, 9)
     shuffled = tiles[torch.arange(len(images), device=images.device)[:, None], order]
-    return shuffled, labels.to(images.device)
+    return shuffled, labels.to(images.device, non_blocking=True)
 
 
 class JigsawNetwork(nn.Module):

@@ -133,7 +133,8 @@ def random_masking(tokens: torch.Tensor, mask_ratio: float, *,
         raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
     n, length, dim = tokens.shape
     keep = int(length * (1 - mask_ratio))
-    noise = torch.rand(n, length, generator=generator).to(tokens.device)  # one draw per token
+    # one draw per token, on the CPU's generator (the same numbers on every device)
+    noise = torch.rand(n, length, generator=generator).to(tokens.device, non_blocking=True)
     shuffle = noise.argsort(dim=1)        # lowest noise first: those are kept
     restore = shuffle.argsort(dim=1)
     kept = shuffle[:, :keep]

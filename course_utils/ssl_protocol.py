@@ -16,6 +16,7 @@ of two small networks of about the same size: lesson 06's ResNet (an encoder of 
 parameters) or a ViT with 2 x 2 patches (139,072), each exposing ``features(images)``.
 """
 
+import contextlib
 import torch
 from torch import nn
 
@@ -194,29 +195,43 @@ def pretrain(model: nn.Module, loss_of_batch, count: int, *, steps: int, batch_s
     ``loss_of_batch(indices)`` returns the loss (a scalar tensor). AdamW with a one-cycle
     schedule (a tenth warming up), gradients clipped at norm 1. ``on_step(step, model)``, if
     given, is called every ``every`` steps (and after the last) for a curve of its own.
-    Returns ``{"step_loss": [...], "seconds": ...}``; ``max_steps`` stops early with the same
-    data order and schedule."""
+
+    On a GPU it runs as :func:`course_utils.training.fit` does: in bfloat16 autocast where the
+    GPU has it, the losses kept on the device and read once at the end (reading one each step
+    would make the host wait for the GPU). Returns ``{"step_loss": [...], "seconds": ...,
+    "items_per_second": ...}``: the seconds and the rate leave out the time spent in
+    ``on_step``. ``max_steps`` stops early with the same data order and schedule."""
     import time
 
+    device = next(model.parameters()).device
+    bfloat16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bfloat16 else contextlib.nullcontext()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                                   weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
                                                     pct_start=0.1)
-    losses, start = [], time.perf_counter()
+    losses, evaluating, start = [], 0.0, time.perf_counter()
     model.train()
-    for step, indices in enumerate(random_batches(count, batch_size, max_steps or steps,
-                                                  seed=seed), start=1):
-        loss = loss_of_batch(indices)
+    last = max_steps or steps
+    for step, indices in enumerate(random_batches(count, batch_size, last, seed=seed), start=1):
+        with autocast:  # the indices go to the device without waiting for it
+            loss = loss_of_batch(indices.to(device, non_blocking=True))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
-        losses.append(loss.item())
-        if on_step is not None and every and (step % every == 0 or step == (max_steps or steps)):
+        losses.append(loss.detach())
+        if on_step is not None and every and (step % every == 0 or step == last):
+            started = time.perf_counter()
             on_step(step, model)
             model.train()
-    return {"step_loss": losses, "seconds": time.perf_counter() - start}
+            evaluating += time.perf_counter() - started
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the clock stops when the GPU has finished
+    seconds = time.perf_counter() - start - evaluating
+    return {"step_loss": torch.stack(losses).float().tolist() if losses else [],
+            "seconds": seconds, "items_per_second": len(losses) * batch_size / max(seconds, 1e-9)}
 
 
 def setting_up(seed: int):
@@ -254,12 +269,13 @@ def pretrain_recipe(model: nn.Module, loss_of_batch, count: int, settings: dict,
 def recipe_outputs(model: nn.Module | None, data: dict, history: dict, *, evaluate: bool,
                    **extra):
     """A lesson 07 recipe's :class:`~course_utils.pretrained.Outputs`: the pretraining's step
-    losses and seconds, ``extra`` results (curves ...), and the frozen ``scores`` of ``model`` on
+    losses, seconds and throughput, ``extra`` results (curves ...), and the frozen ``scores`` of ``model`` on
     ``data`` unless ``evaluate`` is False (a replay of the first steps, or a run without a
     network of its own)."""
     from course_utils.pretrained import Outputs
 
-    results = {"step_loss": history["step_loss"], "seconds": history["seconds"], **extra}
+    results = {"step_loss": history["step_loss"], "seconds": history["seconds"],
+               "items_per_second": history["items_per_second"], **extra}
     if evaluate:
         results["scores"] = evaluate_frozen(model, data)
     return Outputs(model=model, results=results)

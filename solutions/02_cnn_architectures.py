@@ -46,7 +46,7 @@ from torch import nn
 import torchvision.transforms.functional as TF
 
 from course_utils import cnn, setup
-from course_utils.cache import train_once
+from course_utils.cache import throughput, train_once
 from course_utils.complexity import count_parameters, format_table, layer_table, total_macs
 from course_utils.data import load_dataset, tensor_batches
 from course_utils.exercises import lesson02 as checks
@@ -1130,24 +1130,27 @@ for name, build in candidates.items():
     test = evaluate(model, test_loader)
     macs = total_macs(model, (1, 3, GLYPH_SIZE, GLYPH_SIZE))
     results[name] = (count_parameters(model), macs, histories[name]["seconds"],
-                     histories[name]["val_accuracy"][-1], record("02", f"{name} test accuracy", test["accuracy"]))
+                     throughput(histories[name]), histories[name]["val_accuracy"][-1],
+                     record("02", f"{name} test accuracy", test["accuracy"]))
 
-print(f"{'model':16s}{'parameters':>12s}{'MMACs':>8s}{'train s':>9s}{'val acc':>9s}{'test acc':>10s}")
-for name, (params, macs, seconds, val_accuracy, test_accuracy) in results.items():
-    print(f"{name:16s}{params:12,d}{macs / 1e6:8.2f}{seconds:9.1f}{val_accuracy:9.3f}{test_accuracy:10.3f}")
+print(f"{'model':16s}{'parameters':>12s}{'MMACs':>8s}{'train s':>9s}{'images/s':>10s}"
+      f"{'val acc':>9s}{'test acc':>10s}")
+for name, (params, macs, seconds, rate, val_accuracy, test_accuracy) in results.items():
+    print(f"{name:16s}{params:12,d}{macs / 1e6:8.2f}{seconds:9.1f}{rate:10,.0f}{val_accuracy:9.3f}"
+          f"{test_accuracy:10.3f}")
 print(f"({cfg.profile} profile: {len(splits['train'][1])} training glyphs at {GLYPH_SIZE}x{GLYPH_SIZE}, "
       f"{COMPARE_EPOCHS} epochs, batch {BATCH_SIZE}, AdamW lr {LEARNING_RATE}, one seed)")
 first_epoch = {name: history["val_accuracy"][0] for name, history in histories.items()}
-by_test = sorted(results, key=lambda name: -results[name][4])
+by_test = sorted(results, key=lambda name: -results[name][5])
 print(f"after one epoch, {max(first_epoch, key=first_epoch.get)} leads on validation "
       f"({max(first_epoch.values()):.3f}); after {COMPARE_EPOCHS}, the test ranking is")
-print("   " + " > ".join(f"{name} ({results[name][4]:.3f})" for name in by_test))
+print("   " + " > ".join(f"{name} ({results[name][5]:.3f})" for name in by_test))
 convnext_curve = histories["ConvNeXt-style"]["val_accuracy"]
 if COMPARE_EPOCHS > 1:
     gain = convnext_curve[-1] - convnext_curve[-2]
     print(f"ConvNeXt-style: validation accuracy {'still rising' if gain > 0 else 'not rising'} in "
           f"the last epoch ({gain:+.3f})")
-se_effect = results["ResNet + SE"][4] - results["ResNet-style"][4]
+se_effect = results["ResNet + SE"][5] - results["ResNet-style"][5]
 print(f"squeeze-and-excitation: {se_effect:+.3f} test accuracy for "
       f"{results['ResNet + SE'][0] - results['ResNet-style'][0]:,} more parameters")
 print("fewest parameters first:", ", ".join(sorted(results, key=lambda name: results[name][0])))

@@ -196,7 +196,8 @@ live_settings = {**get_recipe("ssl-simclr").settings, "steps": SIMCLR_LIVE_STEPS
 with seeded(0):
     live_model, live_history, live_curve = joint_embedding.train_simclr(
         live_settings, unlabelled, evaluation)
-print(f"live: {SIMCLR_LIVE_STEPS} steps of 128 in {live_history['seconds']:.0f} s; 20-NN "
+print(f"live: {SIMCLR_LIVE_STEPS} steps of 128 in {live_history['seconds']:.0f} s "
+      f"({live_history['items_per_second']:,.0f} images/s, two views each); 20-NN "
       f"({K}/letter) {scores['random CNN']['knn'][K]:.1%} at random -> {live_curve[-1]['knn']:.1%}; "
       f"the recorded run: {scores['SimCLR (CNN)']['knn'][K]:.1%}")
 
@@ -455,7 +456,8 @@ for variant in joint_embedding.COLLAPSE_VARIANTS:
                                                            every=max(1, COLLAPSE_STEPS // 4))
     collapse_runs[variant] = run_curve
     last = run_curve[-1]
-    print(f"live, {variant:26} after {COLLAPSE_STEPS} steps ({history['seconds']:.0f} s): teacher "
+    print(f"live, {variant:26} after {COLLAPSE_STEPS} steps ({history['seconds']:.0f} s, "
+          f"{history['items_per_second']:,.0f} images/s): teacher "
           f"entropy {last['entropy']:.2f} nats (uniform {uniform:.2f}), dominant share "
           f"{last['dominant_share']:.0%}, 20-NN {last['knn']:.1%}")
 

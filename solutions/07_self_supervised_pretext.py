@@ -624,7 +624,8 @@ plain, plain_history = train_small(False)
 with torch.no_grad():
     _, codes_mean, codes_log_variance = vae(test_images.flatten(1))
     _, plain_codes, _ = plain(test_images.flatten(1))
-    print(f"trained {VAE_STEPS} steps each in {vae_history['seconds'] + plain_history['seconds']:.1f} s; "
+    print(f"trained {VAE_STEPS} steps each in {vae_history['seconds'] + plain_history['seconds']:.1f} s "
+          f"({vae_history['items_per_second']:,.0f} images/s); "
           f"KL of the test codes: your function {gaussian_kl(codes_mean, codes_log_variance).item():.2f}, "
           f"the reference {pretext.gaussian_kl(codes_mean, codes_log_variance).item():.2f}")
     means_part = 0.5 * codes_mean.square().sum(dim=1).mean().item()

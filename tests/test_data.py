@@ -297,3 +297,38 @@ def test_tensor_batches_cover_every_row_in_a_seeded_order():
         assert torch.equal(batch_images[:, 0].long(), batch_labels)  # rows stay paired
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         tensor_batches(images, labels, batch_size=0, shuffle=False)
+    with pytest.raises(ValueError, match="equal length"):
+        tensor_batches(images, labels[:5], batch_size=2, shuffle=False)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 5, 23, 50])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_tensor_batches_draw_what_a_data_loader_drew(batch_size, shuffle):
+    """The batches (and what they leave of torch's global generator) are those of the
+    DataLoader over a RandomSampler that tensor_batches used to be, also when a pass is cut
+    short: results recorded with it replay unchanged."""
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+    from torch.utils.data import TensorDataset
+
+    from course_utils.data import tensor_batches
+
+    def data_loader(*tensors, batch_size, shuffle, seed):
+        dataset = TensorDataset(*tensors)
+        order = (RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+                 if shuffle else SequentialSampler(dataset))
+        return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False),
+                          batch_size=None)
+
+    def passes(make):
+        torch.manual_seed(1)
+        loader = make(torch.randn(23, 3), torch.arange(23), batch_size=batch_size,
+                      shuffle=shuffle, seed=3)
+        seen = []
+        for number in range(3):
+            for index, (_, labels) in enumerate(loader):
+                seen.append(labels.tolist())
+                if number == 1 and index == 1:
+                    break  # a pass cut short, as fit(steps=...) does
+        return seen, torch.rand(2).tolist(), len(loader)
+
+    assert passes(tensor_batches) == passes(data_loader)

@@ -125,7 +125,13 @@ def test_committed_outputs_match_their_recipe(name):
     assert provenance["recipe_hash"] == pretrained.get_recipe(name).hash()
     recorded = results["step_loss"][:pretrained.REPLAY_STEPS]
     replayed = pretrained.replay_losses(name)
-    tolerance = 1e-4 if provenance["machine"]["device"] == "cpu" else 5e-2
-    assert replayed == pytest.approx(recorded, rel=tolerance), (
-        f"{name}: retraining its first steps no longer gives the recorded losses; the code it "
-        f"runs changed. Run `python3 course.py pretrain {name}` and commit the outputs.")
+    # The first loss involves no update: any change to the data, the model or the loss shows
+    # at once. Later losses compound rounding differences between processors (another CPU's
+    # vector units round differently, and a contrastive loss at temperature 0.05 multiplies
+    # its logits by 20): measured up to 8e-4 relative at step 8 between two x86 machines.
+    # A change to the optimiser or the schedule moves them by far more.
+    first, later = (1e-4, 5e-3) if provenance["machine"]["device"] == "cpu" else (5e-2, 5e-2)
+    message = (f"{name}: retraining its first steps no longer gives the recorded losses; the code "
+               f"it runs changed. Run `python3 course.py pretrain {name}` and commit the outputs.")
+    assert replayed[:1] == pytest.approx(recorded[:1], rel=first), message
+    assert replayed == pytest.approx(recorded, rel=later), message

@@ -277,3 +277,41 @@ def test_the_batch_reaches_the_step_on_the_device_and_is_weighted_by_its_first_t
     loss = evaluate(model, batches, step=step)["loss"]
     assert seen == [(torch.device("cpu"), 64), (torch.device("cpu"), 6)]
     assert loss == pytest.approx(evaluate(model, DataLoader(data, batch_size=70))["loss"], rel=1e-5)
+
+
+def test_pretrain_reports_its_throughput_without_the_time_of_its_evaluations():
+    """lesson 07's loop: losses read once at the end, the rate of the training steps alone."""
+    import time
+
+    from course_utils.ssl_protocol import pretrain
+
+    data = torch.randn(64, 4)
+    model = torch.nn.Linear(4, 4)
+    pauses = []
+
+    def evaluate(step, network):
+        pauses.append(step)
+        time.sleep(0.3)
+
+    history = pretrain(model, lambda indices: model(data[indices]).square().mean(), len(data),
+                       steps=20, batch_size=8, lr=1e-2, every=10, on_step=evaluate)
+    assert pauses == [10, 20]
+    assert len(history["step_loss"]) == 20 and all(isinstance(x, float) for x in history["step_loss"])
+    assert history["seconds"] < 0.3  # the two pauses of 0.3 s are left out
+    assert history["items_per_second"] == pytest.approx(160 / history["seconds"])
+
+
+def test_a_trained_or_loaded_model_says_how_fast_it_trained(tmp_path, monkeypatch, capsys):
+    from course_utils import cache
+
+    assert cache.throughput({"samples_per_second": [100.0, 300.0]}) == 200.0
+    assert cache.throughput({"history": {"items_per_second": 50}}) == 50.0
+    assert cache.throughput({"step_loss": [1.0]}) is None
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("COURSE_RETRAIN", raising=False)
+    for _ in range(2):
+        cache.train_once("rate", recipe={}, build=lambda: torch.nn.Linear(2, 2),
+                         train=lambda model: {"samples_per_second": [1234.0]})
+    printed = capsys.readouterr().out
+    assert "trained in" in printed and "loaded from" in printed
+    assert printed.count("at 1,234 samples/s") == 2
