@@ -152,6 +152,10 @@ def tensor_batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool,
     if not tensors or any(len(tensor) != len(tensors[0]) for tensor in tensors):
         raise ValueError(f"tensors of equal length are needed, got lengths "
                          f"{[len(tensor) for tensor in tensors]}")
+    if len({tensor.device for tensor in tensors}) > 1:
+        raise ValueError(f"the tensors must sit on one device, got "
+                         f"{', '.join(str(tensor.device) for tensor in tensors)}: move them "
+                         f"all, e.g. tensor.to(cfg.device)")
     return TensorBatches(tensors, batch_size, shuffle, seed)
 
 

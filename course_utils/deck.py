@@ -24,14 +24,19 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
-from course_utils.slides import CONTINUE, SLIDE, slide_types
+from course_utils.slides import CONTINUE, SLIDE, SUBSLIDE, slide_types
 
 ASSETS = Path(__file__).with_name("deck_assets")
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-# Code spans and fenced blocks are matched first so that a "$" inside code stays code.
-_MATH_OR_CODE = re.compile(r"(?P<fence>^```.*?^```)|(?P<code>`[^`\n]+`)"
-                           r"|\$\$(?P<display>.+?)\$\$|\$(?P<inline>[^$\n]+?)\$", re.S | re.M)
+# Fenced blocks, code spans and escaped dollars are matched first, and kept as they are, so
+# that a "$" there stays a dollar. Inline math may run onto the next line (not across a blank
+# one); as in pandoc, it starts with a non-space after "$" and ends with a non-space before a
+# "$" not followed by a digit, so "costs $5 or $10" stays prose.
+_MATH_OR_CODE = re.compile(
+    r"(?P<fence>^[ \t]*(?P<mark>```|~~~).*?^[ \t]*(?P=mark))|(?P<code>`[^`\n]+`)|(?P<escaped>\\\$)"
+    r"|\$\$(?P<display>.+?)\$\$"
+    r"|\$(?P<inline>(?=\S)(?:[^$\n]|\n(?![ \t]*\n))+?(?<=\S))\$(?!\d)", re.S | re.M)
 _PLACEHOLDER = "MATHPLACEHOLDER{}X"
 _MARKDOWN = mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])
 _FORMATTER = HtmlFormatter(nowrap=True)
@@ -42,11 +47,10 @@ def markdown_html(source: str) -> str:
     maths = []
 
     def protect(match):
-        if match["fence"] or match["code"]:
-            return match[0]
+        if match["display"] is None and match["inline"] is None:
+            return match[0]  # code, or an escaped dollar
         display = match["display"] is not None
-        maths.append(latex_to_mathml((match["display"] if display else match["inline"]).strip(),
-                                     display="block" if display else "inline"))
+        maths.append(math_html((match["display"] if display else match["inline"]).strip(), display))
         return _PLACEHOLDER.format(len(maths) - 1)
 
     rendered = _MARKDOWN(_MATH_OR_CODE.sub(protect, source))
@@ -60,6 +64,14 @@ def markdown_html(source: str) -> str:
 # room looks at, stays on the slide; on a slide that still does not fit beside a figure, the
 # deck folds those first lines away too.
 FOLD_AFTER, SHOWN = 18, 12
+
+
+def math_html(latex: str, display: bool) -> str:
+    """LaTeX as MathML; what latex2mathml cannot read is shown as its source, marked."""
+    try:
+        return latex_to_mathml(latex, display="block" if display else "inline")
+    except Exception:  # latex2mathml raises several kinds of error on malformed input
+        return f'<code class="math-error" title="math the deck could not convert">{html.escape(latex)}</code>'
 
 
 def code_html(source: str) -> str:
@@ -80,7 +92,7 @@ def _highlighted(source: str) -> str:
 def _text(text) -> str:
     text = "".join(text) if isinstance(text, list) else text
     # A progress line redrawn with "\r" shows its last state, as a terminal would.
-    lines = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    lines = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
     return html.escape(_strip_ansi("\n".join(lines)))
 
 
@@ -94,18 +106,23 @@ def output_html(output: dict, widgets: dict) -> str:
     if kind == "stream":
         return f'<pre class="output {output.get("name", "stdout")}">{_text(output["text"])}</pre>'
     if kind == "error":
-        return f'<pre class="output error">{_text(chr(10).join(output.get("traceback", [])))}</pre>'
+        traceback = "\n".join(output.get("traceback", []))
+        return f'<pre class="output error">{_text(traceback)}</pre>'
     data = output.get("data", {})
     if WIDGET_VIEW in data:
         return widget_html(data[WIDGET_VIEW]["model_id"], widgets)
-    if "image/png" in data:
-        return f'<img class="figure" alt="figure" src="data:image/png;base64,{_joined(data["image/png"])}">'
+    for image in ("image/png", "image/jpeg"):
+        if image in data:
+            return (f'<img class="figure" alt="figure" '
+                    f'src="data:{image};base64,{_joined(data[image]).strip()}">')
     if "image/svg+xml" in data:
         return f'<div class="figure">{_joined(data["image/svg+xml"])}</div>'
     if "text/html" in data:
         return f'<div class="output html">{_joined(data["text/html"])}</div>'
     if "text/markdown" in data:
         return markdown_html(_joined(data["text/markdown"]))
+    if "text/latex" in data:
+        return markdown_html(_joined(data["text/latex"]))
     if "text/plain" in data:
         return f'<pre class="output result">{_text(data["text/plain"])}</pre>'
     return ""
@@ -163,9 +180,9 @@ def slides(notebook) -> list[tuple[str, list]]:
     kinds = stored if any(kind != CONTINUE for kind in stored) else slide_types(cells)
     groups = []
     for cell, kind in zip(cells, kinds):
-        if kind == "skip":
+        if kind in ("skip", "notes"):  # RISE's hidden cells and speaker notes
             continue
-        if not groups or kind in (SLIDE, "subslide"):
+        if not groups or kind in (SLIDE, SUBSLIDE):
             groups.append((kind if groups else SLIDE, []))
         groups[-1][1].append(cell)
     return groups

@@ -60,21 +60,20 @@ def _blocks(source: str) -> list[list[str]]:
     """The Markdown's blocks: paragraphs, lists, tables, fenced code and $$ math, each a list of
     lines; a heading line starts a block of its own. Blank lines inside a fence or a $$ block
     do not end it."""
-    blocks, current, fenced = [], [], None
+    blocks, current = [], []
+    in_code = in_math = False
     for line in source.splitlines():
         stripped = line.strip()
-        if fenced is None and (_HEADING.match(line) or not stripped):
+        if not (in_code or in_math) and (_HEADING.match(line) or not stripped):
             if current:
                 blocks.append(current)
             current = [line] if stripped else []
-            continue
-        current.append(line)
-        for fence in ("```", "~~~", "$$"):
-            if stripped.startswith(fence) and fenced in (None, fence):
-                # "$$ x $$" on one line opens and closes; a lone fence line toggles
-                if not (fence == "$$" and stripped.count("$$") >= 2 and fenced is None):
-                    fenced = None if fenced == fence else fence
-                break
+        else:
+            current.append(line)
+        if stripped.startswith(("```", "~~~")):
+            in_code = not in_code
+        elif not in_code and stripped.count("$$") % 2 == 1:  # "$$x$$" opens and closes
+            in_math = not in_math
     if current:
         blocks.append(current)
     return blocks

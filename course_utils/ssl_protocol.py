@@ -223,6 +223,8 @@ def pretrain(model: nn.Module, loss_of_batch, count: int, *, steps: int, batch_s
         scheduler.step()
         losses.append(loss.detach())
         if on_step is not None and every and (step % every == 0 or step == last):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # the steps queued so far count as training
             started = time.perf_counter()
             on_step(step, model)
             model.train()

@@ -332,3 +332,12 @@ def test_tensor_batches_draw_what_a_data_loader_drew(batch_size, shuffle):
         return seen, torch.rand(2).tolist(), len(loader)
 
     assert passes(tensor_batches) == passes(data_loader)
+
+
+def test_tensor_batches_refuse_tensors_on_two_devices():
+    from course_utils.data import tensor_batches
+
+    images = torch.zeros(4, 2)
+    labels = torch.zeros(4, device="meta")
+    with pytest.raises(ValueError, match="one device"):
+        tensor_batches(images, labels, batch_size=2, shuffle=False)

@@ -72,14 +72,16 @@ def test_markdown_is_cut_at_headings_and_between_paragraphs_of_a_long_cell():
 def test_markdown_is_not_cut_inside_code_or_math_nor_after_an_introduction():
     fence = "```python\n# a comment, not a heading\n\nx = 1\n```"
     math = "$$\na = b\n\nc = d\n$$"
+    equation = "$$a = b\n\n   = c ,$$\n## A heading after it"
     long_list = "\n".join(f"- item {number}" for number in range(slides.SLIDE_LINES))
     assert slides.split_markdown(fence) == [fence]
     assert slides.split_markdown(math) == [math]
+    assert slides.split_markdown(equation) == ["$$a = b\n\n   = c ,$$", "## A heading after it"]
     assert len(slides.split_markdown("It goes as follows:\n\n" + long_list)) == 1
 
 
-def test_the_build_splits_the_lessons_prose_without_losing_a_word():
-    source = LESSONS[0]
+@pytest.mark.parametrize("source", LESSONS, ids=[path.stem for path in LESSONS])
+def test_the_build_splits_the_lessons_prose_without_losing_a_word(source):
     original = [cell.source for cell in build.jupytext.reads(source.read_text(encoding="utf-8"),
                                                               fmt="py:percent").cells
                 if cell.cell_type == "markdown"]
@@ -122,15 +124,27 @@ def test_every_lesson_yields_an_offline_deck(source):
         assert not re.search(r'<(script|link|img|iframe)[^>]+(src|href)="(https?:)?//', page)
         assert "@import" not in page and "MATHPLACEHOLDER" not in page
         markdown = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
-        maths = sum(not (match["fence"] or match["code"])
+        maths = sum(match["display"] is not None or match["inline"] is not None
                     for match in deck._MATH_OR_CODE.finditer(markdown))
-        assert page.count("<math ") == maths > 0
+        assert page.count("<math ") == maths > 0 and "math-error" not in page
+        # Every formula became MathML: no dollar is left in the prose (code may keep its own).
+        prose = re.sub(r"<(pre|code|math|script|style)\b.*?</\1>", "", page, flags=re.S)
+        assert "$" not in prose, prose[prose.index("$") - 80:prose.index("$") + 80]
 
 
 def test_markdown_math_becomes_mathml_but_code_keeps_its_dollars():
     page = deck.markdown_html("Scores $z_i$ and `cost = $5$` then\n\n$$\\sum_i p_i = 1$$")
     assert page.count("<math ") == 2 and 'display="block"' in page
     assert "<code>cost = $5$</code>" in page
+    assert deck.markdown_html("~~~\n$x$\n~~~").count("<math") == 0
+    assert deck.markdown_html("a formula $a +\nb$ over two lines").count("<math") == 1
+
+
+def test_dollars_that_are_not_math_stay_dollars():
+    assert deck.markdown_html("it costs $5 or $10") == "<p>it costs $5 or $10</p>\n"
+    assert deck.markdown_html("escaped \\$5") == "<p>escaped $5</p>\n"
+    broken = deck.markdown_html("unreadable $x^{$ here")
+    assert 'class="math-error"' in broken and "x^{" in broken
 
 
 def test_outputs_render_as_a_notebook_shows_them():
@@ -141,7 +155,7 @@ def test_outputs_render_as_a_notebook_shows_them():
             {"output_type": "display_data", "data": {"image/png": PNG}, "metadata": {}}]}},
     }
     outputs = [
-        new_output("stream", name="stdout", text="epoch 1\r\x1b[1mepoch 2\x1b[0m\n<done>\n"),
+        new_output("stream", name="stdout", text="epoch 1\r\x1b[1mepoch 2\x1b[0m\n<done>\r\n"),
         new_output("error", ename="ValueError", evalue="bad", traceback=["\x1b[31mValueError\x1b[0m: bad"]),
         new_output("display_data", data={"image/png": PNG}),
         new_output("execute_result", data={"text/plain": "0.5"}, execution_count=1),

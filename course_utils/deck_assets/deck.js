@@ -13,6 +13,7 @@ let current = 0;
 const FIGURE_VH = 50;
 
 function fit(slide) {
+  if (!slide) return;  // an empty deck
   const content = slide.firstElementChild;
   const images = Array.from(slide.querySelectorAll("img.figure"));
   const overflows = () => slide.scrollHeight - slide.clientHeight > 2;
@@ -30,8 +31,8 @@ function fit(slide) {
     slide.classList.add("code-hidden");
     zoomToFit();
   }
-  for (let cap = 72; overflows() && cap > FIGURE_VH; cap -= 4) {
-    images.forEach((image) => { image.style.maxHeight = `${cap - 4}vh`; });
+  for (let cap = 68; overflows() && cap >= FIGURE_VH; cap -= 3) {
+    images.forEach((image) => { image.style.maxHeight = `${cap}vh`; });
   }
 }
 
@@ -78,20 +79,38 @@ document.addEventListener("keydown", (event) => {
     f: () => document.fullscreenElement ? document.exitFullscreen()
                                         : document.documentElement.requestFullscreen(),
   };
-  const action = actions[event.key];
+  const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;  // F or f
+  const action = actions[key];
   if (action) { event.preventDefault(); action(); }
 });
+let printing = false;
 document.querySelectorAll("details.fold").forEach((fold) =>
   fold.addEventListener("toggle", () => {
+    if (printing) return;
     const slide = fold.closest("section.slide");
     if (fold.open) slide.dataset.opened = "yes";
     if (slide === slides[current]) fit(slide);
   }));
 window.addEventListener("resize", () => fit(slides[current]));
-// Printed, every fold is open (the PDF has all the code), and closed again afterwards.
-window.addEventListener("beforeprint", () =>
-  document.querySelectorAll("details.fold").forEach((fold) => { fold.dataset.was = fold.open; fold.open = true; }));
-window.addEventListener("afterprint", () =>
-  document.querySelectorAll("details.fold").forEach((fold) => { fold.open = fold.dataset.was === "true"; }));
 window.addEventListener("load", () => fit(slides[current]));
-show((parseInt(location.hash.slice(1), 10) || 1) - 1);
+// Printed, every slide shows all its code at full size (the PDF has everything); afterwards
+// the folds are as they were.
+window.addEventListener("beforeprint", () => {
+  printing = true;
+  slides.forEach((slide) => {
+    slide.classList.remove("code-hidden");
+    slide.firstElementChild.style.zoom = 1;
+    slide.querySelectorAll("img.figure").forEach((image) => { image.style.maxHeight = ""; });
+  });
+  document.querySelectorAll("details.fold").forEach((fold) => {
+    fold.dataset.was = fold.open;
+    fold.open = true;
+  });
+});
+window.addEventListener("afterprint", () => {
+  document.querySelectorAll("details.fold").forEach((fold) => {
+    fold.open = fold.dataset.was === "true";
+  });
+  setTimeout(() => { printing = false; fit(slides[current]); });
+});
+if (slides.length) show((parseInt(location.hash.slice(1), 10) || 1) - 1);
