@@ -170,7 +170,7 @@ def cell_html(cell, widgets: dict) -> str:
     return f'<div class="cell">{code_html(cell.source)}{outputs}</div>'
 
 
-def slides(notebook) -> list[tuple[str, list]]:
+def grouped_slides(notebook) -> list[tuple[str, list]]:
     """The notebook's cells grouped into slides: (slide type, cells) per slide, in order.
 
     The stored ``slideshow`` metadata decides where a slide starts; a notebook without any
@@ -202,7 +202,7 @@ def deck_html(notebook) -> str:
     widgets = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     title = _title(notebook.cells)
     sections, section_title, column, row = [], title, 0, 0
-    for kind, cells in slides(notebook):
+    for kind, cells in grouped_slides(notebook):
         if kind == SLIDE:
             column, row = column + 1, 1
             section_title = _title(cells) if cells[0].cell_type == "markdown" else section_title

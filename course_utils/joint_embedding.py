@@ -116,10 +116,10 @@ def run_simclr_photos(splits, settings: dict) -> dict:
         random_network = SimCLRNetwork(settings.get("architecture", "cnn")).to(unlabelled["raw"].device)
     random_scores = ssl_protocol.evaluate_frozen(random_network, data, budgets=budgets)
     model, history, curve = train_simclr(settings, unlabelled, data)
-    images_seen = 2 * settings["batch_size"] * len(history["step_loss"])  # two views each
     return {"model": model, "scores": ssl_protocol.evaluate_frozen(model, data, budgets=budgets),
             "random_scores": random_scores, "step_loss": history["step_loss"], "knn_curve": curve,
-            "seconds": history["seconds"], "views_per_second": images_seen / history["seconds"],
+            "seconds": history["seconds"],
+            "views_per_second": 2 * history["items_per_second"],  # two views of each image
             "pretraining_photos": len(unlabelled["raw"]), "test_photos": len(data["test"][1])}
 
 

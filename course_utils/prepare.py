@@ -38,15 +38,24 @@ def lesson_notebooks(lessons: list[str] | None = None, *, students: bool = False
     return [path for path in found if path.name[:2] in wanted]
 
 
-def run_notebook(path: Path, *, timeout: int = 3600) -> float:
-    """Execute the notebook at ``path`` in a fresh kernel (outputs discarded); its seconds."""
+def execute(path: Path, *, timeout: int = 3600, env: dict | None = None, **options):
+    """The notebook at ``path``, executed in a fresh kernel started in its folder, with the
+    environment ``env`` (default: this process's); ``options`` go to nbclient's
+    NotebookClient (e.g. ``store_widget_state``)."""
     import nbformat
     from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}, **options)
+    client.execute(**({} if env is None else {"env": env}))
+    return notebook
+
+
+def run_notebook(path: Path, *, timeout: int = 3600) -> float:
+    """Execute the notebook at ``path`` in a fresh kernel (outputs discarded); its seconds."""
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    execute(path, timeout=timeout)
     return time.perf_counter() - start
 
 

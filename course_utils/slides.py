@@ -139,23 +139,11 @@ def mark_slides(notebook) -> None:
 def run_for_slides(path: Path, *, timeout: int = 3600):
     """Execute the notebook at ``path`` in a fresh kernel, in the presenter style unless
     COURSE_PRESENTER says otherwise, and return it with its outputs and widget state."""
-    import nbformat
-    from nbclient import NotebookClient
+    from course_utils.prepare import execute
 
-    notebook = nbformat.read(path, as_version=4)
-    previous = {name: os.environ.get(name) for name in ("COURSE_PRESENTER", "TQDM_DISABLE")}
-    os.environ.setdefault("COURSE_PRESENTER", "1")
-    os.environ["TQDM_DISABLE"] = "1"  # progress bars would print their every redraw
-    try:
-        NotebookClient(notebook, timeout=timeout, kernel_name="python3", store_widget_state=True,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    return notebook
+    env = dict(os.environ, COURSE_PRESENTER=os.environ.get("COURSE_PRESENTER", "1"),
+               TQDM_DISABLE="1")  # progress bars would print their every redraw
+    return execute(path, timeout=timeout, env=env, store_widget_state=True)
 
 
 def write_deck(path: Path, out: Path = OUT, *, run: bool = True) -> Path:

@@ -17,6 +17,7 @@ parameters) or a ViT with 2 x 2 patches (139,072), each exposing ``features(imag
 """
 
 import contextlib
+
 import torch
 from torch import nn
 

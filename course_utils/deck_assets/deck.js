@@ -3,7 +3,7 @@
 // Home and End: first and last; F: full screen; C opens (or closes) the slide's folded code.
 // The address remembers the slide (#7).
 const slides = Array.from(document.querySelectorAll("section.slide"));
-const MIN_ZOOM = 0.8;  // a slide a little too long is shrunk to fit; a longer one scrolls
+const MIN_ZOOM = 0.8;  // the most a slide is shrunk by (see fit)
 let current = 0;
 
 // Fitting a slide too long for the window, in this order: everything is shrunk (down to
