@@ -20,8 +20,11 @@ FULL_BUDGET_S = 300  # what a lesson should take in the full profile on one GPU
 
 
 def _full_run() -> bool:
-    """The full profile itself (a GPU runner), not its capped run on a CPU."""
-    return os.environ.get("COURSE_PROFILE") == "full" and os.environ.get("COURSE_CAPPED") != "1"
+    """The full profile itself (a GPU runner), not its capped run on a CPU, read from the
+    environment as the notebooks' kernels read it."""
+    from course_utils.config import choose_capped, choose_profile
+
+    return choose_profile() == "full" and not choose_capped()
 
 
 BUDGET_S = FULL_BUDGET_S if _full_run() else NOTEBOOK_BUDGET_S
@@ -110,8 +113,10 @@ def pytest_terminal_summary(terminalreporter):
         elif seconds > BUDGET_S:
             status += f", over the {BUDGET_S} s budget"
         write(f"{path.ljust(width)}  {_cells[path]:5d}  {seconds:7.1f}  {status}")
-    capped = " (capped)" if os.environ.get("COURSE_CAPPED") == "1" else ""
-    write(f"profile: {os.environ.get('COURSE_PROFILE', 'default')}{capped}; "
+    from course_utils.config import choose_capped, choose_profile
+
+    capped = " (capped)" if choose_capped() else ""
+    write(f"profile: {choose_profile()}{capped}; "
           f"total {sum(_seconds.values()):.1f} s")
     _write_results(write)
     for path, figures in sorted(_small_text.items()):

@@ -23,7 +23,8 @@
     python3 course.py setup      only create or update the environment (.venv/)
 
 The environment is a virtual environment in .venv/ with the packages of pyproject.toml and a
-Jupyter kernel named "dl-course". It is rebuilt when pyproject.toml changes.
+Jupyter kernel named "dl-course". When pyproject.toml changes, the next command installs what
+it now asks for into it; delete .venv/ to build it again from nothing.
 """
 
 from __future__ import annotations
@@ -142,6 +143,9 @@ def results() -> None:
 def main() -> None:
     commands = {"setup": setup, "lab": lab, "notebooks": notebooks, "results": results}
     with_arguments = {"pretrain": pretrain, "prepare": prepare, "slides": slides}
+    if len(sys.argv) >= 2 and sys.argv[1] in ("-h", "--help", "help"):
+        print(__doc__)
+        return
     if len(sys.argv) < 2 or sys.argv[1] not in (*commands, "test", *with_arguments):
         sys.exit(__doc__)
     if sys.argv[1] == "test":

@@ -162,9 +162,9 @@ def train_once(name: str, *, recipe: dict, build: Callable[[], nn.Module],
 
 def throughput(record: dict) -> float | None:
     """Training samples per second of a record: ``fit``'s ``samples_per_second`` (per epoch,
-    averaged) or a pretraining's ``items_per_second``, also inside a ``"history"``; None if it
-    holds neither."""
-    for place in (record, record.get("history")):
+    averaged) or a pretraining's ``items_per_second``, also inside its ``"history"`` or
+    ``"results"`` (lesson 07's live pretrainings); None if it holds neither."""
+    for place in (record, record.get("history"), record.get("results")):
         if not isinstance(place, dict):
             continue
         rate = place.get("samples_per_second", place.get("items_per_second"))

@@ -403,17 +403,35 @@ def load_dataset(name: str, *, val_fraction: float = 0.15, test_fraction: float 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m course_utils.data download NAME [NAME ...]``: fetch torchvision datasets."""
+    """``python -m course_utils.data download NAME [NAME ...]``: fetch torchvision datasets
+    into ``data/`` and, as ``imagenet-resnet18``, lesson 06's ImageNet weights into torch's
+    cache."""
     import argparse
+
+    from course_utils import few_labels
 
     parser = argparse.ArgumentParser(prog="python -m course_utils.data")
     commands = parser.add_subparsers(dest="command", required=True)
-    download = commands.add_parser("download", help="download datasets into data/")
-    download.add_argument("names", nargs="+", choices=ONLINE_DATASETS)
+    download = commands.add_parser("download", help="download datasets into data/ (and "
+                                   "torchvision's ImageNet ResNet-18 into torch's cache)")
+    download.add_argument("names", nargs="+",
+                          choices=[*ONLINE_DATASETS, few_labels.IMAGENET_WEIGHTS])
     arguments = parser.parse_args(argv)
     for name in arguments.names:
-        print(load_dataset(name, download=True).summary())
+        try:
+            if name == few_labels.IMAGENET_WEIGHTS:
+                state = few_labels.imagenet_resnet18_state()
+                print(f"{name}: {sum(value.numel() for value in state.values()):,} weights in "
+                      f"torch's cache ({torch.hub.get_dir()})")
+            else:
+                print(load_dataset(name, download=True).summary())
+        except DatasetNotAvailableError as error:
+            parser.exit(1, f"{name}: {error}\n")
 
 
 if __name__ == "__main__":
-    main()
+    # The package's module, not this __main__ copy: its DatasetNotAvailableError is the one
+    # the other modules raise.
+    from course_utils.data import main as package_main
+
+    package_main()

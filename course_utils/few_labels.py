@@ -22,6 +22,7 @@ import contextlib
 import socket
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -287,6 +288,7 @@ def run_method(name: str, data: dict, k: int, *, repeat: int = 0, steps: int = 3
             history = train_network(model, images, labels, method, steps=steps, seed=seed,
                                     max_steps=max_steps)
             return {"step_loss": history["step_loss"],
+                    "samples_per_second": history["samples_per_second"],
                     "train_accuracy": accuracy(model, images, labels),
                     "val_accuracy": accuracy(model, *data["val"]),
                     "test_accuracy": accuracy(model, *data["test"])}
@@ -390,6 +392,7 @@ def run_grid(settings: dict, max_steps: int | None = None, *, progress: bool = T
 # The full profile: CIFAR-10 with torchvision's ImageNet weights (both downloaded on request).
 
 IMAGENET_METHODS = ("from scratch", "linear probe", "fine-tune all, low lr")
+IMAGENET_WEIGHTS = "imagenet-resnet18"  # its name for `python -m course_utils.data download`
 
 
 @contextlib.contextmanager
@@ -404,14 +407,21 @@ def _network_timeout(seconds: float):
         socket.setdefaulttimeout(previous)
 
 
-def imagenet_resnet18_state(timeout: float = 60.0) -> dict:
+def imagenet_resnet18_state(timeout: float = 60.0, *, download: bool = True) -> dict:
     """The weights of torchvision's ResNet-18 trained on ImageNet (IMAGENET1K_V1), downloaded
-    into torch's cache the first time; a DatasetNotAvailableError says what to do offline."""
+    into torch's cache the first time (with ``download``; without it, only if already there); a
+    DatasetNotAvailableError says what to do offline."""
     import torchvision
 
     from course_utils.data import DatasetNotAvailableError
 
     weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not download and not cached.exists():
+        raise DatasetNotAvailableError(
+            f"torchvision's ImageNet weights are not in {cached.parent}. They are downloaded on "
+            f"request: run `python -m course_utils.data download {IMAGENET_WEIGHTS}` where "
+            f"there is a network connection.")
     try:
         with _network_timeout(timeout):
             return weights.get_state_dict(progress=False)
@@ -422,11 +432,12 @@ def imagenet_resnet18_state(timeout: float = 60.0) -> dict:
             f"{torch.hub.get_dir()}.") from error
 
 
-def load_cifar10(timeout: float = 60.0):
-    """CIFAR-10's splits (``load_dataset("cifar10")``), downloaded into ``data/`` the first time,
-    giving up after ``timeout`` seconds without an answer; offline, a DatasetNotAvailableError."""
+def load_cifar10(timeout: float = 60.0, *, download: bool = True):
+    """CIFAR-10's splits (``load_dataset("cifar10")``), downloaded into ``data/`` the first time
+    (with ``download``; without it, only if already there), giving up after ``timeout`` seconds
+    without an answer; offline, a DatasetNotAvailableError."""
     with _network_timeout(timeout):
-        return load_dataset("cifar10", download=True)
+        return load_dataset("cifar10", download=download)
 
 
 def imagenet_transfer(splits, state: dict, budgets, *, steps: int, test_size: int = 2_000,

@@ -1,7 +1,8 @@
 """Before class: run the lessons once, so that running them live trains nothing long.
 
 ``python3 course.py prepare [NN ...]`` executes each chosen lesson's notebooks in a kernel, in
-the profile of ``COURSE_PROFILE`` (quick by default), and throws the outputs away. What stays
+the profile the lessons choose (``COURSE_PROFILE``, else full on a CUDA GPU and quick
+otherwise), and throws the outputs away. What stays
 is what the lessons cache: the glyph datasets under ``data/glyphs/``, every model trained
 through :func:`course_utils.cache.train_once` under ``data/checkpoints/`` and lesson 07's live
 pretrainings. A lesson run afterwards, in the same profile on the same kind of device, loads
@@ -15,7 +16,6 @@ run the command twice to see what a lesson costs once prepared.
 """
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -52,6 +52,14 @@ def execute(path: Path, *, timeout: int = 3600, env: dict | None = None, **optio
     return notebook
 
 
+def lesson_profile() -> str:
+    """The profile a lesson run from here chooses: ``COURSE_PROFILE``, else full on a CUDA GPU,
+    else quick (what :func:`course_utils.config.setup` picks in the kernel)."""
+    from course_utils.config import choose_profile
+
+    return choose_profile()
+
+
 def run_notebook(path: Path, *, timeout: int = 3600) -> float:
     """Execute the notebook at ``path`` in a fresh kernel (outputs discarded); its seconds."""
     start = time.perf_counter()
@@ -84,9 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         paths = lesson_notebooks(arguments.lessons, students=arguments.students)
     except ValueError as error:
         parser.error(str(error))
-    profile = os.environ.get("COURSE_PROFILE", "quick")
+    profile = lesson_profile()
+    other = "quick" if profile == "full" else "full"
     print(f"Preparing {len(paths)} notebook(s) in the {profile} profile "
-          f"(COURSE_PROFILE=full prepares the full one).", flush=True)
+          f"(COURSE_PROFILE={other} prepares the {other} one).", flush=True)
     seconds = prepare(paths)
     print(f"\n{'notebook':48}{'seconds':>9}")
     for path, value in seconds.items():

@@ -163,7 +163,7 @@ def write_deck(path: Path, out: Path = OUT, *, run: bool = True) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from course_utils.prepare import lesson_notebooks
+    from course_utils.prepare import lesson_notebooks, lesson_profile
 
     parser = argparse.ArgumentParser(
         prog="python3 course.py slides",
@@ -182,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if arguments.students:
         paths = [ROOT / "notebooks" / path.name for path in paths]
-    profile = os.environ.get("COURSE_PROFILE", "quick")
     if not arguments.no_run:
+        profile = lesson_profile()
         print(f"Running {len(paths)} notebook(s) in the {profile} profile, presenter style; "
               f"`python3 course.py prepare` beforehand makes this quicker.", flush=True)
     for path in paths:

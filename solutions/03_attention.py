@@ -126,9 +126,11 @@ print(f"training tensors: sources {tuple(train_source.shape)}, targets {tuple(tr
 
 # %%
 def train_on_numbers(model):
+    start = time.perf_counter()
     losses = train_translator(model, train_source, train_target, epochs=EPOCHS,
                               batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, seed=cfg.seed)
-    return {"step_loss": losses.tolist()}
+    numbers_per_second = EPOCHS * len(train_source) / (time.perf_counter() - start)
+    return {"step_loss": losses.tolist(), "samples_per_second": numbers_per_second}
 
 
 translators, losses, correct = {}, {}, {}
@@ -147,7 +149,8 @@ for name, use_attention in (("fixed context", False), ("attention", True)):
     correct[name] = exact_matches(translators[name], test_source, test_target).numpy()
     record("03", f"{name}: held-out numbers translated exactly", correct[name].mean())
     print(f"{name:14s}: final training loss {losses[name][-20:].mean():.3f}, held-out numbers "
-          f"translated exactly {correct[name].mean():.1%} (training took {trained['seconds']:.0f} s)")
+          f"translated exactly {correct[name].mean():.1%} (training took {trained['seconds']:.0f} s, "
+          f"{trained['samples_per_second']:,.0f} numbers/s)")
 print(f"({len(losses[name]):,} training steps in {EPOCHS} epoch(s), one seed; the fixed context is "
       f"one vector of {HIDDEN_SIZE} numbers)")
 

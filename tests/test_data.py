@@ -341,3 +341,19 @@ def test_tensor_batches_refuse_tensors_on_two_devices():
     labels = torch.zeros(4, device="meta")
     with pytest.raises(ValueError, match="one device"):
         tensor_batches(images, labels, batch_size=2, shuffle=False)
+
+
+def test_the_download_command_says_what_failed_without_a_traceback(monkeypatch, capsys):
+    from course_utils import few_labels
+
+    def offline(name, *, download):
+        raise data.DatasetNotAvailableError("There seems to be no network connection.")
+
+    monkeypatch.setattr(data, "load_dataset", offline)
+    with pytest.raises(SystemExit) as exit_:
+        data.main(["download", "cifar10"])
+    assert exit_.value.code == 1
+    assert "cifar10: There seems to be no network connection." in capsys.readouterr().err
+    monkeypatch.setattr(few_labels, "imagenet_resnet18_state", lambda: {"w": torch.zeros(3)})
+    data.main(["download", few_labels.IMAGENET_WEIGHTS])
+    assert "imagenet-resnet18: 3 weights in torch's cache" in capsys.readouterr().out

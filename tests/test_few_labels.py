@@ -226,3 +226,31 @@ def test_cifar10_offline_says_what_to_do(monkeypatch):
     with pytest.raises(DatasetNotAvailableError, match="Downloading cifar10 failed"):
         few_labels.load_cifar10(timeout=5)
     assert timeouts == [5] and socket.getdefaulttimeout() is None
+
+
+def test_without_download_only_weights_on_disk_are_used(tmp_path, monkeypatch):
+    """The full profile's CIFAR-10 section runs on what is on disk and never downloads."""
+    from torchvision.models._api import WeightsEnum
+
+    from course_utils.data import DatasetNotAvailableError
+
+    def no_download(self, *args, **kwargs):
+        raise AssertionError("downloaded without being asked")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", no_download)
+    with pytest.raises(DatasetNotAvailableError,
+                       match="not in .*download imagenet-resnet18` where there is a network"):
+        few_labels.imagenet_resnet18_state(download=False)
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "resnet18-f37072fd.pth").touch()  # IMAGENET1K_V1's file name
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", lambda self, *a, **k: {"loaded": 1})
+    assert few_labels.imagenet_resnet18_state(download=False) == {"loaded": 1}
+
+
+def test_cifar10_without_download_does_not_download(monkeypatch):
+    asked = []
+    monkeypatch.setattr(few_labels, "load_dataset", lambda name, *, download: asked.append(download))
+    few_labels.load_cifar10(download=False)
+    assert asked == [False]

@@ -52,3 +52,17 @@ def test_a_prepared_lesson_loads_what_it_trained(course, capsys):
     assert "solutions/01_first.ipynb:" in capsys.readouterr().out
     saved = list((root / "data" / "checkpoints").glob("prepared-toy-*.json"))
     assert len(saved) == 1 and json.loads(saved[0].read_text())["recipe"] == {"steps": 3}
+
+
+def test_the_profile_named_is_the_one_the_lessons_choose(monkeypatch):
+    import torch
+
+    from course_utils import config
+
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.setattr(config, "choose_device", lambda: torch.device("cuda"))
+    assert prepare.lesson_profile() == "full"  # unset on a GPU: the kernel picks full
+    monkeypatch.setattr(config, "choose_device", lambda: torch.device("cpu"))
+    assert prepare.lesson_profile() == "quick"
+    monkeypatch.setenv("COURSE_PROFILE", "full")
+    assert prepare.lesson_profile() == "full"

@@ -306,6 +306,7 @@ def test_a_trained_or_loaded_model_says_how_fast_it_trained(tmp_path, monkeypatc
 
     assert cache.throughput({"samples_per_second": [100.0, 300.0]}) == 200.0
     assert cache.throughput({"history": {"items_per_second": 50}}) == 50.0
+    assert cache.throughput({"results": {"items_per_second": 70, "scores": {}}}) == 70.0  # lesson 07
     assert cache.throughput({"step_loss": [1.0]}) is None
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("COURSE_RETRAIN", raising=False)
