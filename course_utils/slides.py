@@ -42,6 +42,7 @@ SLIDE_LINES = 18
 WRAP = 100
 OUTPUT_LINES = 3
 FIGURE_LINES = 10
+LEAD_LINES = 4  # a slide holding no more than this (a heading, a lead-in) keeps the next cell
 _DRAWS = re.compile(r"\b(plt|fig|plot_\w+|show_\w+|\w+_widget|\w+_figure)\b")
 # The notebook-wide options jupyterlab-rise reads from the notebook's "rise" metadata.
 # Long cells scroll instead of being cut off, and a slide starts at the top, as a page does.
@@ -116,8 +117,8 @@ def slide_types(cells) -> list[str]:
                       and previous.source.rstrip().endswith(":"))
         if index == 0 or heading.startswith(("# ", "## ")):
             kind = SLIDE
-        elif heading.startswith("### ") or after_code or (used + lines > SLIDE_LINES
-                                                          and not introduced):
+        elif heading.startswith("### ") or after_code or (
+                used + lines > SLIDE_LINES and used > LEAD_LINES and not introduced):
             kind = SUBSLIDE
         else:
             kind = CONTINUE
@@ -147,14 +148,15 @@ def run_for_slides(path: Path, *, timeout: int = 3600):
 
 
 def write_deck(path: Path, out: Path = OUT, *, run: bool = True) -> Path:
-    """Write the HTML deck of the notebook at ``path`` (run first, unless ``run`` is False)."""
+    """Write the HTML deck of the notebook at ``path`` (run first; unless ``run`` is False, then
+    named ``...-text.html``)."""
     import nbformat
 
     from course_utils.deck import deck_html
 
     notebook = run_for_slides(path) if run else nbformat.read(path, as_version=4)
-    suffix = "-student" if path.parent.name == "notebooks" else ""
-    target = out / f"{path.stem}{suffix}.html"
+    suffix = ("-student" if path.parent.name == "notebooks" else "") + ("" if run else "-text")
+    target = out / f"{path.stem}{suffix}.html"  # a text-only deck never replaces a run one
     out.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".html.partial")
     partial.write_text(deck_html(notebook), encoding="utf-8")
@@ -173,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--students", action="store_true",
                         help="the student notebooks instead of the solutions")
     parser.add_argument("--no-run", action="store_true",
-                        help="do not run the lesson: a deck of its text and code only")
+                        help="do not run the lesson: a deck of its text and code only, "
+                             "as NN_topic-text.html")
     parser.add_argument("--out", type=Path, default=OUT, help=f"folder (default {OUT})")
     arguments = parser.parse_args(argv)
     try:

@@ -39,6 +39,15 @@ def test_a_long_cell_is_a_sub_slide_of_its_own():
     assert kinds(cells) == ["slide", "-", "subslide", "subslide"]
 
 
+def test_a_heading_or_a_short_lead_in_is_never_left_alone_on_a_slide():
+    long_list = "\n".join(f"* point {number}" for number in range(slides.SLIDE_LINES + 1))
+    long_code = "\n".join(f"line_{number} = {number}" for number in range(slides.SLIDE_LINES))
+    cells = [new_markdown_cell("## Summary"), new_markdown_cell(long_list),
+             new_markdown_cell("### A part"), new_markdown_cell("The curve below shows it."),
+             new_code_cell(long_code)]
+    assert kinds(cells) == ["slide", "-", "subslide", "-", "-"]
+
+
 def test_an_explanation_after_code_starts_a_sub_slide_with_the_code_it_explains():
     cells = [new_markdown_cell("## Section"), new_code_cell("x = 1"),
              new_markdown_cell("Now the same with two:"), new_code_cell("x = 2")]
@@ -210,7 +219,7 @@ def test_the_command_refuses_an_unknown_lesson_and_writes_decks_without_running(
         slides.main(["99", "--no-run", "--out", str(tmp_path)])
     assert "no lesson 99" in capsys.readouterr().err
     assert slides.main(["01", "--students", "--no-run", "--out", str(tmp_path)]) == 0
-    assert [path.name for path in tmp_path.iterdir()] == ["01_softmax-student.html"]
+    assert [path.name for path in tmp_path.iterdir()] == ["01_softmax-student-text.html"]
 
 
 def test_jupyterlab_presents_the_slides_live():

@@ -189,8 +189,8 @@ def test_translation_view_draws_the_encoder_self_attention():
     message, fig = widgets.translation_view(lambda n: ("un b", "one", "one", cross, encoder), 1, 9,
                                             layer=2, maps="encoder self-attention")
     assert "(correct)" in message
-    assert fig.axes[0].get_title() == "encoder layer 2, head 1"
-    assert fig.axes[0].get_ylabel() == "French (query)"
+    assert fig.axes[0].get_title() == "head 1"
+    assert fig.axes[0].get_ylabel() == "encoder layer 2\nFrench (query)"
     plt.close(fig)
     message, fig = widgets.translation_view(lambda n: ("un b", "one", "one", cross), 1, 9,
                                             maps="encoder self-attention")

@@ -106,9 +106,10 @@ def cross_attention_figure(source: str, output: str, weights, *, layers: Sequenc
             bottom = row_of_layer == len(layers) - 1 and head >= heads - columns
             ax.set_xticks(x_ticks[0], x_ticks[1] if bottom else [], rotation=90, fontsize=10)
             ax.set_yticks(y_ticks[0], y_ticks[1] if head % columns == 0 else [], fontsize=10)
-            ax.set_title(f"{panel_name} {layer + 1}, head {head + 1}", fontsize=10)
+            # Short titles (the row says the layer): four share a row, at the presenter's size too.
+            ax.set_title(f"head {head + 1}", fontsize=10)
             if head % columns == 0:
-                ax.set_ylabel(row_label, fontsize=10)
+                ax.set_ylabel(f"{panel_name} {layer + 1}\n{row_label}", fontsize=10)
             if bottom:
                 ax.set_xlabel(column_label, fontsize=10)
     for ax in axes.flat[len(layers) * heads:]:
