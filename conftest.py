@@ -15,6 +15,8 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from course_utils.config import choose_capped, choose_profile
+
 NOTEBOOK_BUDGET_S = 90  # what a lesson should take in the quick profile on a 2-core CPU
 FULL_BUDGET_S = 300  # what a lesson should take in the full profile on one GPU
 
@@ -22,8 +24,6 @@ FULL_BUDGET_S = 300  # what a lesson should take in the full profile on one GPU
 def _full_run() -> bool:
     """The full profile itself (a GPU runner), not its capped run on a CPU, read from the
     environment as the notebooks' kernels read it."""
-    from course_utils.config import choose_capped, choose_profile
-
     return choose_profile() == "full" and not choose_capped()
 
 
@@ -113,8 +113,6 @@ def pytest_terminal_summary(terminalreporter):
         elif seconds > BUDGET_S:
             status += f", over the {BUDGET_S} s budget"
         write(f"{path.ljust(width)}  {_cells[path]:5d}  {seconds:7.1f}  {status}")
-    from course_utils.config import choose_capped, choose_profile
-
     capped = " (capped)" if choose_capped() else ""
     write(f"profile: {choose_profile()}{capped}; "
           f"total {sum(_seconds.values()):.1f} s")

@@ -52,14 +52,6 @@ def execute(path: Path, *, timeout: int = 3600, env: dict | None = None, **optio
     return notebook
 
 
-def lesson_profile() -> str:
-    """The profile a lesson run from here chooses: ``COURSE_PROFILE``, else full on a CUDA GPU,
-    else quick (what :func:`course_utils.config.setup` picks in the kernel)."""
-    from course_utils.config import choose_profile
-
-    return choose_profile()
-
-
 def run_notebook(path: Path, *, timeout: int = 3600) -> float:
     """Execute the notebook at ``path`` in a fresh kernel (outputs discarded); its seconds."""
     start = time.perf_counter()
@@ -92,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
         paths = lesson_notebooks(arguments.lessons, students=arguments.students)
     except ValueError as error:
         parser.error(str(error))
-    profile = lesson_profile()
+    from course_utils.config import choose_profile
+
+    profile = choose_profile()  # what the lessons' kernels pick: full on a CUDA GPU when unset
     other = "quick" if profile == "full" else "full"
     print(f"Preparing {len(paths)} notebook(s) in the {profile} profile "
           f"(COURSE_PROFILE={other} prepares the {other} one).", flush=True)

@@ -165,7 +165,8 @@ def write_deck(path: Path, out: Path = OUT, *, run: bool = True) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from course_utils.prepare import lesson_notebooks, lesson_profile
+    from course_utils.config import choose_profile
+    from course_utils.prepare import lesson_notebooks
 
     parser = argparse.ArgumentParser(
         prog="python3 course.py slides",
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.students:
         paths = [ROOT / "notebooks" / path.name for path in paths]
     if not arguments.no_run:
-        profile = lesson_profile()
+        profile = choose_profile()  # what the kernels pick
         print(f"Running {len(paths)} notebook(s) in the {profile} profile, presenter style; "
               f"`python3 course.py prepare` beforehand makes this quicker.", flush=True)
     for path in paths:

@@ -54,15 +54,19 @@ def test_a_prepared_lesson_loads_what_it_trained(course, capsys):
     assert len(saved) == 1 and json.loads(saved[0].read_text())["recipe"] == {"steps": 3}
 
 
-def test_the_profile_named_is_the_one_the_lessons_choose(monkeypatch):
+def test_the_profile_named_is_the_one_the_lessons_choose(monkeypatch, capsys):
     import torch
 
     from course_utils import config
 
+    monkeypatch.setattr(prepare, "prepare", lambda paths: {})  # run nothing, only the message
     monkeypatch.delenv("COURSE_PROFILE", raising=False)
     monkeypatch.setattr(config, "choose_device", lambda: torch.device("cuda"))
-    assert prepare.lesson_profile() == "full"  # unset on a GPU: the kernel picks full
+    prepare.main(["01"])  # unset on a GPU: the kernels pick full
+    assert "in the full profile (COURSE_PROFILE=quick prepares" in capsys.readouterr().out
     monkeypatch.setattr(config, "choose_device", lambda: torch.device("cpu"))
-    assert prepare.lesson_profile() == "quick"
+    prepare.main(["01"])
+    assert "in the quick profile (COURSE_PROFILE=full prepares" in capsys.readouterr().out
     monkeypatch.setenv("COURSE_PROFILE", "full")
-    assert prepare.lesson_profile() == "full"
+    prepare.main(["01"])
+    assert "in the full profile" in capsys.readouterr().out
